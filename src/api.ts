@@ -1,0 +1,213 @@
+/**
+ * The one interface both backends implement (DESIGN.md "The interface"). Objects are named after
+ * the kernel's and carry one method per uAPI call. u64 fields are bigint, so that out-of-range
+ * inputs (2^64-1, a gpa+size that wraps) reach the same checks the kernel makes. Every failure is a
+ * KvmError carrying the kernel's errno, never a remapped one; a host access the kernel would answer
+ * with SIGBUS or a machine check is a HostFault.
+ */
+
+import type { VmType } from './uapi/constants.js';
+import { ERRNO, type ErrnoName, errnoName } from './uapi/errno.js';
+
+export type { VmType } from './uapi/constants.js';
+
+export class KvmError extends Error {
+  override readonly name = 'KvmError';
+  /** errno name, e.g. 'EINVAL' */
+  readonly errno: string;
+  /** errno number; the kernel returned -code */
+  readonly code: number;
+  /** the uAPI call, e.g. 'KVM_CREATE_GUEST_MEMFD' or 'fallocate' */
+  readonly op: string;
+  /** what the kernel copied back before failing (KVM_PRE_FAULT_MEMORY's gpa/size) */
+  readonly data: Readonly<Record<string, bigint>> | undefined;
+
+  constructor(op: string, errno: ErrnoName | number, reason?: string, data?: Record<string, bigint>) {
+    const code = typeof errno === 'number' ? errno : ERRNO[errno];
+    const name = typeof errno === 'number' ? errnoName(errno) : errno;
+    super(`${op}: ${name}${reason ? ` (${reason})` : ''}`);
+    this.errno = name;
+    this.code = code;
+    this.op = op;
+    this.data = data;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, op: this.op, errno: this.errno, code: this.code, message: this.message };
+  }
+}
+
+export type HostSignal = 'SIGBUS' | 'SIGSEGV' | 'MCE';
+
+/** A host load or store the kernel would answer with a signal (SIGBUS) or a machine check. */
+export class HostFault extends Error {
+  override readonly name = 'HostFault';
+  constructor(
+    readonly signal: HostSignal,
+    /** host virtual address of the first byte that faulted */
+    readonly addr: bigint,
+    /** its offset inside the mapping the access went through */
+    readonly offset: bigint,
+    reason: string,
+  ) {
+    super(`${signal} at offset 0x${offset.toString(16)} (${reason})`);
+  }
+  toJSON(): Record<string, unknown> {
+    return { name: this.name, signal: this.signal, offset: `0x${this.offset.toString(16)}`, message: this.message };
+  }
+}
+
+export interface Stat {
+  readonly ino: bigint;
+  readonly mode: number;
+  readonly nlink: number;
+  readonly size: bigint;
+  readonly blksize: bigint;
+  readonly blocks: bigint;
+}
+
+/** A host virtual mapping: anonymous memory, or an mmap of a file. */
+export interface HostMapping {
+  readonly addr: bigint;
+  readonly length: bigint;
+  /**
+   * A host load of `len` bytes. Throws HostFault at the first byte whose page the kernel would
+   * refuse (SIGBUS); nothing is returned then.
+   */
+  read(offset: bigint, len: number): Uint8Array;
+  /**
+   * A host store, performed byte by byte in address order like memset: bytes before the first
+   * faulting page are stored, then HostFault is thrown.
+   */
+  write(offset: bigint, data: Uint8Array): void;
+  /** madvise(2) over [offset, offset+length) of the mapping; advice is an MADV_* number. */
+  madvise(offset: bigint, length: bigint, advice: number): void;
+  unmap(): void;
+}
+
+/** File syscalls on any fd number of the process (the fd may be closed, foreign, or made up). */
+export interface FileOps {
+  read(fd: number, length: number): Uint8Array;
+  write(fd: number, data: Uint8Array): number;
+  pread(fd: number, length: number, offset: bigint): Uint8Array;
+  pwrite(fd: number, data: Uint8Array, offset: bigint): number;
+  lseek(fd: number, offset: bigint, whence: number): bigint;
+  ftruncate(fd: number, length: bigint): void;
+  fstat(fd: number): Stat;
+  dup(fd: number): number;
+  close(fd: number): void;
+  fallocate(fd: number, mode: number, offset: bigint, len: bigint): void;
+  mmap(fd: number, offset: bigint, length: bigint, prot: number, flags: number): HostMapping;
+  /** memfd_create(2) with flags 0, for tests that need a file that is not a guest_memfd. */
+  memfdCreate(name: string): number;
+}
+
+export interface UserspaceMemoryRegion {
+  slot: number;
+  flags: number;
+  guestPhysAddr: bigint;
+  memorySize: bigint;
+  userspaceAddr: bigint;
+}
+export interface UserspaceMemoryRegion2 extends UserspaceMemoryRegion {
+  guestMemfdOffset: bigint;
+  guestMemfd: number;
+}
+export interface MemoryAttributes {
+  address: bigint;
+  size: bigint;
+  attributes: bigint;
+  flags: bigint;
+}
+export interface PreFaultMemory {
+  gpa: bigint;
+  size: bigint;
+  flags: bigint;
+}
+
+export type Width = 1 | 2 | 4 | 8;
+export type GuestOp =
+  | { readonly op: 'write'; readonly gpa: bigint; readonly width: Width; readonly value: bigint; readonly shared?: boolean }
+  | { readonly op: 'read'; readonly gpa: bigint; readonly width: Width; readonly shared?: boolean }
+  | { readonly op: 'map_gpa_range'; readonly gpa: bigint; readonly npages: bigint; readonly attrs: bigint }
+  | { readonly op: 'out'; readonly port: number; readonly value: bigint }
+  | { readonly op: 'hlt' };
+export type GuestProgram = readonly GuestOp[];
+
+export type ExitReason = 'hlt' | 'io' | 'mmio' | 'memory_fault' | 'hypercall' | 'shutdown';
+
+/** What KVM_RUN left in struct kvm_run. */
+export interface VcpuExit {
+  readonly reason: ExitReason;
+  /** values the program read since this run began, in order */
+  readonly reads: readonly bigint[];
+  /** set when KVM_RUN returned -1 with a meaningful exit (KVM_EXIT_MEMORY_FAULT: EFAULT/EHWPOISON) */
+  readonly errno?: string;
+  readonly io?: { readonly direction: 'in' | 'out'; readonly port: number; readonly size: number; readonly value: bigint };
+  readonly mmio?: { readonly physAddr: bigint; readonly len: number; readonly isWrite: boolean; readonly data: bigint };
+  readonly memoryFault?: { readonly flags: bigint; readonly gpa: bigint; readonly size: bigint };
+  readonly hypercall?: { readonly nr: bigint; readonly args: readonly bigint[]; readonly ret: bigint; readonly flags: bigint };
+}
+
+export interface RunOptions {
+  /** written to kvm_run.hypercall.ret before re-entering after a KVM_EXIT_HYPERCALL */
+  hypercallRet?: bigint;
+}
+
+export interface Vcpu {
+  readonly id: number;
+  readonly fd: number;
+  /** Place a guest program in the reserved code slot and point the vCPU at its first op. */
+  load(program: GuestProgram): void;
+  /** KVM_RUN: run until the next exit. */
+  run(options?: RunOptions): VcpuExit;
+  /** KVM_PRE_FAULT_MEMORY; returns the gpa/size the kernel copied back. */
+  preFaultMemory(r: PreFaultMemory): { gpa: bigint; size: bigint };
+  close(): void;
+}
+
+export interface GuestMemfd {
+  readonly fd: number;
+  size(): bigint;
+  fallocate(mode: number, offset: bigint, len: bigint): void;
+  mmap(offset: bigint, length: bigint, prot: number, flags?: number): HostMapping;
+  close(): void;
+}
+
+export interface CreateGuestMemfd {
+  size: bigint;
+  flags: bigint;
+  reserved?: readonly bigint[];
+}
+
+export interface Vm {
+  readonly fd: number;
+  readonly type: VmType;
+  checkExtension(cap: number): number;
+  enableCap(cap: number, args?: readonly bigint[], flags?: number): number;
+  createGuestMemfd(a: CreateGuestMemfd): GuestMemfd;
+  setUserMemoryRegion(r: UserspaceMemoryRegion): void;
+  setUserMemoryRegion2(r: UserspaceMemoryRegion2): void;
+  setMemoryAttributes(a: MemoryAttributes): void;
+  mmapAnonymous(length: bigint): HostMapping;
+  createVcpu(id: number): Vcpu;
+  close(): void;
+}
+
+export interface Kvm {
+  readonly backend: 'model' | 'kvm';
+  readonly fd: number;
+  /** the kernel profile whose rules this backend follows ('host' for the real kernel) */
+  readonly profile: string;
+  apiVersion(): number;
+  checkExtension(cap: number): number;
+  createVm(type?: VmType | number): Vm;
+  mmapAnonymous(length: bigint): HostMapping;
+  readonly files: FileOps;
+  close(): void;
+}
+
+/** The reserved guest code region both backends use (DESIGN.md, scenario/). */
+export const CODE_SLOT = 32763;
+export const CODE_GPA = 0xffe00000n;
+export const CODE_SIZE = 0x100000n;

@@ -1,0 +1,64 @@
+/**
+ * The guest page-fault path (arch/x86/kvm/mmu/mmu.c: kvm_mmu_faultin_pfn, __kvm_mmu_faultin_pfn,
+ * kvm_mmu_faultin_pfn_gmem, kvm_prepare_memory_fault_exit), in its order: snapshot the invalidation
+ * sequence, check private/shared against the attributes, find the slot, get the page from
+ * guest_memfd or from the host mapping, and install it unless an invalidation raced.
+ */
+import { KVM_MEM_GUEST_MEMFD, KVM_MEM_READONLY, KVM_MEMORY_EXIT_FLAG_PRIVATE, PAGE_SIZE_N } from '../uapi/constants.js';
+import type { ErrnoName } from '../uapi/errno.js';
+import type { Spte } from './mmu.js';
+import type { KvmVm } from './vm.js';
+
+export type FaultOutcome = { kind: 'mapped'; spte: Spte } | { kind: 'mmio' } | { kind: 'memory_fault'; errno: ErrnoName; flags: bigint } | { kind: 'retry' };
+
+/** Retries a fault may take before the model calls it a livelock (a real vCPU would spin). */
+const MAX_RETRIES = 64;
+
+export function faultIn(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean): FaultOutcome {
+  for (let i = 0; i < MAX_RETRIES; i++) {
+    const r = faultOnce(vm, gfn, write, isPrivate);
+    if (r.kind !== 'retry') return r;
+  }
+  throw new Error(`fault on gfn 0x${gfn.toString(16)} retried ${MAX_RETRIES} times: an invalidation never ended`);
+}
+
+function memoryFault(isPrivate: boolean, errno: ErrnoName = 'EFAULT'): FaultOutcome {
+  // kvm_prepare_memory_fault_exit: flags carry only PRIVATE in 6.8-6.18
+  return { kind: 'memory_fault', errno, flags: isPrivate ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0n };
+}
+
+export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean): FaultOutcome {
+  const mmu = vm.mmu;
+  const snapshot = mmu.seq;
+  // kvm_mmu_faultin_pfn: the access's privacy must match the attributes, else userspace converts
+  if (isPrivate !== vm.attributes.isPrivate(gfn)) return memoryFault(isPrivate);
+  const slot = vm.memslots.find(gfn);
+  // kvm_handle_noslot_fault: a private access with no slot exits; a shared one is emulated MMIO
+  if (!slot) return isPrivate ? memoryFault(true) : { kind: 'mmio' };
+  // write to a read-only slot: emulated, reaches userspace as an MMIO write
+  if (write && slot.flags & KVM_MEM_READONLY) return { kind: 'mmio' };
+
+  let page: Uint8Array;
+  let source: Spte['source'];
+  if (isPrivate || slot.gmemOnly) {
+    // kvm_mmu_faultin_pfn_gmem
+    if (!(slot.flags & KVM_MEM_GUEST_MEMFD) || !slot.gmem) return memoryFault(isPrivate);
+    const file = slot.gmem.file;
+    // kvm_gmem_get_pfn: the file was closed (slot->gmem.file NULL) -> EFAULT
+    if (!file) return memoryFault(isPrivate);
+    const index = slot.gmem.pgoff + (gfn - slot.baseGfn);
+    const r = file.getPfn(slot, index);
+    if ('errno' in r) return memoryFault(isPrivate, r.errno);
+    page = r.page;
+    source = { kind: 'gmem', file, index };
+  } else {
+    // __kvm_faultin_pfn -> hva_to_pfn: the host mapping at userspace_addr; failure is EFAULT (flags 0)
+    const hva = slot.userspaceAddr + BigInt(gfn - slot.baseGfn) * PAGE_SIZE_N;
+    const p = vm.mm.gup(hva, write);
+    if (!p) return memoryFault(false);
+    page = p;
+    source = { kind: 'hva', hva };
+  }
+  const spte: Spte = { page, writable: !(slot.flags & KVM_MEM_READONLY), private: isPrivate, slot, source };
+  return mmu.install(gfn, spte, snapshot) ? { kind: 'mapped', spte } : { kind: 'retry' };
+}

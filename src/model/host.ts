@@ -1,0 +1,229 @@
+/**
+ * The host process's address space (struct mm_struct): VMAs created by mmap, their page faults, and
+ * the MMU notifiers through which KVM hears that host mappings went away. KVM's shared (non-gmem)
+ * guest memory is whatever this address space has at userspace_addr (hva_to_pfn / GUP).
+ */
+import { HostFault, type HostMapping } from '../api.js';
+import { MADV, PAGE_SIZE, PAGE_SIZE_N, PROT_EXEC, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
+import { type FaultResult, fail, type MmapBacking } from './file.js';
+
+/** mmu_notifier_ops.invalidate_range_start/end collapsed into one call on [start, end) host addresses. */
+export interface MmuNotifier {
+  invalidateHvaRange(start: bigint, end: bigint): void;
+}
+
+/** TASK_SIZE_MAX with 4-level paging: the top of the user address space (access_ok). */
+export const TASK_SIZE_MAX = 0x7ffffffff000n;
+const MMAP_BASE = 0x7f0000000000n;
+
+export class HostMm {
+  private readonly vmas: ModelMapping[] = [];
+  private readonly notifiers = new Set<MmuNotifier>();
+  private nextAddr = MMAP_BASE;
+
+  register(n: MmuNotifier): void {
+    this.notifiers.add(n);
+  }
+  unregister(n: MmuNotifier): void {
+    this.notifiers.delete(n);
+  }
+
+  notify(start: bigint, end: bigint): void {
+    for (const n of this.notifiers) n.invalidateHvaRange(start, end);
+  }
+
+  /** do_mmap after the file's own checks: pick an address and install the VMA. */
+  map(length: bigint, prot: number, backing: MmapBacking | null, pgoff: number, shared: boolean): ModelMapping {
+    const len = (length + PAGE_SIZE_N - 1n) & ~(PAGE_SIZE_N - 1n);
+    // Top-down like the kernel's allocator, with a guard page between mappings.
+    const addr = this.nextAddr - len;
+    if (addr < 0x10000n) fail('mmap', 'ENOMEM', 'address space exhausted');
+    this.nextAddr = addr - PAGE_SIZE_N;
+    backing?.file.get();
+    const m = new ModelMapping(this, addr, length, prot, backing, pgoff, shared);
+    this.vmas.push(m);
+    return m;
+  }
+
+  /** munmap: remove the VMA, tell KVM (mmu notifier), drop the file reference. */
+  unmap(m: ModelMapping): void {
+    const i = this.vmas.indexOf(m);
+    if (i < 0) return;
+    this.vmas.splice(i, 1);
+    this.notify(m.addr, m.addr + m.span);
+    m.backing?.file.put();
+  }
+
+  find(hva: bigint): ModelMapping | undefined {
+    return this.vmas.find((m) => hva >= m.addr && hva < m.addr + m.span);
+  }
+
+  /** Every VMA mapping the file whose pages [pgoff, pgoff+n) were truncated: zap their PTEs. */
+  truncated(mappingKey: object, pgoff: number, npages: number): void {
+    for (const m of this.vmas) {
+      if (m.backing?.mappingKey !== mappingKey || !m.shared) continue;
+      const first = Math.max(pgoff, m.pgoff);
+      const last = Math.min(pgoff + npages, m.pgoff + m.pages);
+      if (first >= last) continue;
+      this.notify(m.addr + BigInt(first - m.pgoff) * PAGE_SIZE_N, m.addr + BigInt(last - m.pgoff) * PAGE_SIZE_N);
+    }
+  }
+
+  /**
+   * get_user_pages for KVM (hva_to_pfn): the page at hva, faulting it in, or null where the host
+   * would fail (no VMA, protection, SIGBUS from the file's fault handler).
+   */
+  gup(hva: bigint, write: boolean): Uint8Array | null {
+    const m = this.find(hva);
+    if (!m) return null;
+    if (write && !(m.prot & PROT_WRITE)) return null;
+    if (!(m.prot & (PROT_READ | PROT_WRITE | PROT_EXEC))) return null;
+    const r = m.faultPage(Number((hva - m.addr) / PAGE_SIZE_N), write);
+    return 'page' in r ? r.page : null;
+  }
+
+  /** The page currently behind hva, without faulting anything in (for invariants). */
+  peek(hva: bigint): Uint8Array | undefined {
+    const m = this.find(hva);
+    return m?.peekPage(Number((hva - m.addr) / PAGE_SIZE_N));
+  }
+
+  get mappings(): readonly ModelMapping[] {
+    return this.vmas;
+  }
+}
+
+/** One VMA. Anonymous (backing null) or a file mapping; shared, or private with copy-on-write. */
+export class ModelMapping implements HostMapping {
+  /** anonymous pages, and private copies of file pages (MAP_PRIVATE COW) */
+  private readonly own = new Map<number, Uint8Array>();
+  private unmapped = false;
+  readonly span: bigint;
+  readonly pages: number;
+
+  constructor(
+    private readonly mm: HostMm,
+    readonly addr: bigint,
+    readonly length: bigint,
+    readonly prot: number,
+    readonly backing: MmapBacking | null,
+    readonly pgoff: number,
+    readonly shared: boolean,
+  ) {
+    this.span = (length + PAGE_SIZE_N - 1n) & ~(PAGE_SIZE_N - 1n);
+    this.pages = Number(this.span / PAGE_SIZE_N);
+  }
+
+  /** handle_mm_fault for one page of this VMA. */
+  faultPage(index: number, write: boolean): FaultResult {
+    const own = this.own.get(index);
+    if (own) return { page: own };
+    if (!this.backing) {
+      const page = new Uint8Array(PAGE_SIZE);
+      this.own.set(index, page);
+      return { page };
+    }
+    const r = this.backing.fault(this.pgoff + index, write && this.shared);
+    if (!('page' in r) || this.shared || !write) return r;
+    const copy = r.page.slice();
+    this.own.set(index, copy);
+    return { page: copy };
+  }
+
+  peekPage(index: number): Uint8Array | undefined {
+    return this.own.get(index) ?? (this.shared ? this.backing?.peek(this.pgoff + index) : undefined);
+  }
+
+  private check(offset: bigint, len: number, write: boolean): void {
+    if (this.unmapped) throw new HostFault('SIGSEGV', this.addr + offset, offset, 'mapping was unmapped');
+    if (offset < 0n || offset + BigInt(len) > this.span) {
+      throw new HostFault(
+        'SIGSEGV',
+        this.addr + offset,
+        offset,
+        `access of ${len} bytes at 0x${offset.toString(16)} outside a mapping of 0x${this.span.toString(16)} bytes`,
+      );
+    }
+    const need = write ? PROT_WRITE : PROT_READ;
+    if (!(this.prot & need)) throw new HostFault('SIGSEGV', this.addr + offset, offset, `mapping is not ${write ? 'writable' : 'readable'}`);
+  }
+
+  private pageFor(index: number, write: boolean, offset: bigint): Uint8Array {
+    const r = this.faultPage(index, write);
+    if ('page' in r) return r.page;
+    throw new HostFault(r.signal, this.addr + offset, offset, r.reason);
+  }
+
+  read(offset: bigint, len: number): Uint8Array {
+    this.check(offset, len, false);
+    const out = new Uint8Array(len);
+    let done = 0;
+    while (done < len) {
+      const at = offset + BigInt(done);
+      const index = Number(at / PAGE_SIZE_N);
+      const inPage = Number(at % PAGE_SIZE_N);
+      const n = Math.min(len - done, PAGE_SIZE - inPage);
+      const page = this.pageFor(index, false, at);
+      out.set(page.subarray(inPage, inPage + n), done);
+      done += n;
+    }
+    return out;
+  }
+
+  write(offset: bigint, data: Uint8Array): void {
+    this.check(offset, data.length, true);
+    let done = 0;
+    while (done < data.length) {
+      const at = offset + BigInt(done);
+      const index = Number(at / PAGE_SIZE_N);
+      const inPage = Number(at % PAGE_SIZE_N);
+      const n = Math.min(data.length - done, PAGE_SIZE - inPage);
+      const page = this.pageFor(index, true, at);
+      page.set(data.subarray(done, done + n), inPage);
+      done += n;
+    }
+  }
+
+  madvise(offset: bigint, length: bigint, advice: number): void {
+    // madvise: start must be page aligned; len rounds up (mm/madvise.c do_madvise)
+    if (offset % PAGE_SIZE_N !== 0n || offset < 0n) fail('madvise', 'EINVAL', 'start not page aligned');
+    const end = offset + ((length + PAGE_SIZE_N - 1n) & ~(PAGE_SIZE_N - 1n));
+    if (this.unmapped || end > this.span) fail('madvise', 'ENOMEM', 'range not fully mapped');
+    const first = Number(offset / PAGE_SIZE_N);
+    const last = Number(end / PAGE_SIZE_N);
+    switch (advice) {
+      case MADV.normal:
+      case MADV.hugepage:
+      case MADV.nohugepage:
+        return;
+      case MADV.dontneed:
+        // zap_page_range: anonymous and COW pages are freed; shared file pages stay in the page cache
+        for (let i = first; i < last; i++) this.own.delete(i);
+        this.mm.notify(this.addr + offset, this.addr + end);
+        return;
+      case MADV.remove:
+        // madvise_remove: only shared file mappings, and it punches the file (vfs_fallocate)
+        if (!this.backing || !this.shared || !this.backing.punch) fail('madvise', 'EINVAL', 'MADV_REMOVE needs a shared file mapping');
+        if (!(this.prot & PROT_WRITE)) fail('madvise', 'EACCES', 'MADV_REMOVE needs a writable mapping');
+        this.backing.punch(this.pgoff + first, last - first);
+        return;
+      case MADV.collapse:
+        // hpage_collapse: guest_memfd folios are never large (kvm_gmem_get_folio), so collapse fails
+        if (!this.backing?.collapsible) fail('madvise', 'EINVAL', 'MADV_COLLAPSE not supported on this mapping');
+        return;
+      default:
+        fail('madvise', 'EINVAL', `unknown advice ${advice}`);
+    }
+  }
+
+  unmap(): void {
+    if (this.unmapped) return;
+    this.unmapped = true;
+    this.own.clear();
+    this.mm.unmap(this);
+  }
+
+  get isMapped(): boolean {
+    return !this.unmapped;
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The model backend: KVM's guest_memfd subsystem as an executable, errno-exact model.
+ * `createModelKvm({ kernel: '6.18' })` opens the model's /dev/kvm in a fresh model process.
+ */
+import { ModelKvm } from './kvm.js';
+import { DEFAULT_PROFILE, getProfile, type KernelProfile } from './profiles.js';
+
+export { checkInvariants } from './invariants.js';
+export { ModelKvm } from './kvm.js';
+export { DEFAULT_PROFILE, getProfile, hostProfile, type KernelProfile, PROFILE_NAMES, PROFILES, type ProbedCaps } from './profiles.js';
+export { RangeMap } from './range-map.js';
+
+export interface ModelOptions {
+  /** a profile name ('6.8', '6.12', '6.18', '7.3', 'next') or a profile object (e.g. hostProfile(caps)) */
+  kernel?: string | KernelProfile;
+}
+
+export function createModelKvm(options: ModelOptions = {}): ModelKvm {
+  const k = options.kernel ?? DEFAULT_PROFILE;
+  return new ModelKvm(typeof k === 'string' ? getProfile(k) : k);
+}

@@ -1,0 +1,179 @@
+/**
+ * Memslots (virt/kvm/kvm_main.c: kvm_vm_ioctl_set_memory_region, __kvm_set_memory_region,
+ * check_memory_region_flags, kvm_set_memslot). Every check runs before anything changes, in the
+ * kernel's order, so the first failing check decides the errno and a failure leaves no trace.
+ */
+import {
+  KVM_ADDRESS_SPACE_NUM,
+  KVM_MEM_GUEST_MEMFD,
+  KVM_MEM_LOG_DIRTY_PAGES,
+  KVM_MEM_MAX_NR_PAGES,
+  KVM_MEM_READONLY,
+  KVM_SET_USER_MEMORY_REGION_V1_FLAGS,
+  KVM_USER_MEM_SLOTS,
+  PAGE_SIZE_N,
+  U64_MAX,
+} from '../uapi/constants.js';
+import type { ModelFile } from './file.js';
+import { fail } from './file.js';
+import { GmemFile } from './guest-memfd.js';
+import { TASK_SIZE_MAX } from './host.js';
+import type { KvmVm } from './vm.js';
+
+export interface Memslot {
+  readonly vm: KvmVm;
+  readonly id: number;
+  readonly asId: number;
+  baseGfn: number;
+  readonly npages: number;
+  flags: number;
+  readonly userspaceAddr: bigint;
+  /** slot->gmem: file is NULL once the guest_memfd file was released (kvm_gmem_release) */
+  gmem: { file: GmemFile | null; pgoff: number } | null;
+  /** KVM_MEMSLOT_GMEM_ONLY (6.18): every guest fault is served from guest_memfd */
+  gmemOnly: boolean;
+}
+
+/** The arguments of KVM_SET_USER_MEMORY_REGION{,2}, as the kernel reads them (u32/u64). */
+export interface RegionArgs {
+  slot: number;
+  flags: number;
+  guestPhysAddr: bigint;
+  memorySize: bigint;
+  userspaceAddr: bigint;
+  guestMemfdOffset: bigint;
+  guestMemfd: number;
+}
+
+export class Memslots {
+  private readonly slots = new Map<number, Memslot>();
+
+  constructor(private readonly vm: KvmVm) {}
+
+  private static key(asId: number, id: number): number {
+    return asId * 0x10000 + id;
+  }
+
+  /** The slot containing gfn in address space 0 (gfn_to_memslot). */
+  find(gfn: number): Memslot | undefined {
+    for (const s of this.slots.values()) if (s.asId === 0 && gfn >= s.baseGfn && gfn < s.baseGfn + s.npages) return s;
+    return undefined;
+  }
+
+  all(): Memslot[] {
+    return [...this.slots.values()];
+  }
+
+  /** KVM_SET_USER_MEMORY_REGION (v1 = true) or KVM_SET_USER_MEMORY_REGION2. */
+  set(m: RegionArgs, v1: boolean, fget: (fd: number) => ModelFile | undefined): void {
+    const op = v1 ? 'KVM_SET_USER_MEMORY_REGION' : 'KVM_SET_USER_MEMORY_REGION2';
+    const profile = this.vm.profile;
+    // kvm_vm_ioctl: the v1 struct cannot carry guest_memfd, so only v1 flags pass
+    if (v1 && m.flags & ~KVM_SET_USER_MEMORY_REGION_V1_FLAGS) fail(op, 'EINVAL', 'kvm_vm_ioctl: flag not valid for the v1 ioctl');
+    // kvm_vm_ioctl_set_memory_region: user slot ids stop below the internal slots
+    if ((m.slot & 0xffff) >= KVM_USER_MEM_SLOTS) fail(op, 'EINVAL', 'kvm_vm_ioctl_set_memory_region: slot id out of range');
+    this.checkFlags(op, m.flags);
+
+    const asId = m.slot >>> 16;
+    const id = m.slot & 0xffff;
+    const gmem = (m.flags & KVM_MEM_GUEST_MEMFD) !== 0;
+    // __kvm_set_memory_region: general sanity checks
+    if (m.memorySize % PAGE_SIZE_N !== 0n) fail(op, 'EINVAL', '__kvm_set_memory_region: memory_size not page aligned');
+    if (m.guestPhysAddr % PAGE_SIZE_N !== 0n) fail(op, 'EINVAL', '__kvm_set_memory_region: guest_phys_addr not page aligned');
+    if (m.userspaceAddr % PAGE_SIZE_N !== 0n || m.memorySize > TASK_SIZE_MAX || m.userspaceAddr > TASK_SIZE_MAX - m.memorySize) {
+      fail(op, 'EINVAL', '__kvm_set_memory_region: userspace_addr unaligned or not a user address (access_ok)');
+    }
+    if (gmem && (m.guestMemfdOffset % PAGE_SIZE_N !== 0n || m.guestMemfdOffset + m.memorySize > U64_MAX)) {
+      fail(op, 'EINVAL', '__kvm_set_memory_region: guest_memfd_offset unaligned or offset+size wraps');
+    }
+    if (asId >= this.nrAddressSpaces()) fail(op, 'EINVAL', '__kvm_set_memory_region: address space id out of range');
+    if (m.guestPhysAddr + m.memorySize > U64_MAX) fail(op, 'EINVAL', '__kvm_set_memory_region: guest_phys_addr+memory_size wraps');
+    if (m.memorySize / PAGE_SIZE_N > KVM_MEM_MAX_NR_PAGES) fail(op, 'EINVAL', '__kvm_set_memory_region: more than KVM_MEM_MAX_NR_PAGES pages');
+
+    const old = this.slots.get(Memslots.key(asId, id));
+    if (m.memorySize === 0n) {
+      if (!old) fail(op, 'EINVAL', '__kvm_set_memory_region: deleting a slot that does not exist');
+      this.delete(old);
+      return;
+    }
+    const baseGfn = Number(m.guestPhysAddr / PAGE_SIZE_N);
+    const npages = Number(m.memorySize / PAGE_SIZE_N);
+    let change: 'create' | 'move' | 'flags';
+    if (!old) {
+      change = 'create';
+    } else {
+      // "Private memslots are immutable, they can only be deleted."
+      if (gmem) fail(op, 'EINVAL', '__kvm_set_memory_region: guest_memfd memslots are immutable');
+      const toggled = profile.rejectGmemFlagToggle ? KVM_MEM_READONLY | KVM_MEM_GUEST_MEMFD : KVM_MEM_READONLY;
+      if (m.userspaceAddr !== old.userspaceAddr || npages !== old.npages || (m.flags ^ old.flags) & toggled) {
+        fail(op, 'EINVAL', '__kvm_set_memory_region: userspace_addr, size or READONLY/GUEST_MEMFD of an existing slot changed');
+      }
+      if (baseGfn !== old.baseGfn) change = 'move';
+      else if (m.flags !== old.flags) change = 'flags';
+      else return;
+    }
+    if ((change === 'create' || change === 'move') && this.overlaps(asId, id, baseGfn, baseGfn + npages)) {
+      fail(op, 'EEXIST', 'kvm_check_memslot_overlap: GPA range overlaps another memslot');
+    }
+
+    if (change === 'create') {
+      const slot: Memslot = { vm: this.vm, id, asId, baseGfn, npages, flags: m.flags, userspaceAddr: m.userspaceAddr, gmem: null, gmemOnly: false };
+      if (gmem) {
+        // kvm_gmem_bind: fget -> EBADF; not a guest_memfd -> EINVAL; then the file's own checks
+        const file = fget(m.guestMemfd);
+        if (!file) fail(op, 'EBADF', `kvm_gmem_bind: fd ${m.guestMemfd} is not open`);
+        if (!(file instanceof GmemFile)) fail(op, 'EINVAL', `kvm_gmem_bind: fd ${m.guestMemfd} is not a guest_memfd`);
+        file.bind(slot, m.guestMemfdOffset, profile.bindOverlapErrno);
+        slot.gmemOnly = profile.gmemOnlySlots && file.inode.supportsMmap();
+      }
+      this.slots.set(Memslots.key(asId, id), slot);
+      return;
+    }
+    // Only a non-gmem slot gets here (gmem slots are immutable).
+    const slot = old as Memslot;
+    if (change === 'move') {
+      // kvm_invalidate_memslot -> kvm_arch_flush_shadow_memslot on the old range
+      this.vm.mmu.zapSlot(slot);
+      slot.baseGfn = baseGfn;
+    }
+    slot.flags = m.flags;
+  }
+
+  /** check_memory_region_flags */
+  private checkFlags(op: string, flags: number): void {
+    const profile = this.vm.profile;
+    let valid = KVM_MEM_LOG_DIRTY_PAGES;
+    // 6.18: any VM with CONFIG_KVM_GUEST_MEMFD; before: only VMs with private memory (E2)
+    if (profile.gmemSlotsOnAnyVm || this.vm.hasPrivateMem) valid |= KVM_MEM_GUEST_MEMFD;
+    // "Dirty logging private memory is not currently supported."
+    if (flags & KVM_MEM_GUEST_MEMFD) valid &= ~KVM_MEM_LOG_DIRTY_PAGES;
+    // GUEST_MEMFD is incompatible with read-only memslots (kvm_arch_has_readonly_mem)
+    if (this.vm.hasReadonlyMem && !(flags & KVM_MEM_GUEST_MEMFD)) valid |= KVM_MEM_READONLY;
+    if (flags & ~valid) fail(op, 'EINVAL', `check_memory_region_flags: flags 0x${flags.toString(16)} not valid here`);
+  }
+
+  /** kvm_arch_nr_memslot_as_ids: x86 has the SMM address space unless the VM has protected state. */
+  private nrAddressSpaces(): number {
+    return this.vm.hasProtectedState ? 1 : KVM_ADDRESS_SPACE_NUM;
+  }
+
+  private overlaps(asId: number, id: number, start: number, end: number): boolean {
+    for (const s of this.slots.values()) {
+      if (s.asId !== asId || s.id === id) continue;
+      if (s.baseGfn < end && start < s.baseGfn + s.npages) return true;
+    }
+    return false;
+  }
+
+  /** KVM_MR_DELETE: zap the slot's mappings, free it, unbind its guest_memfd range. */
+  delete(slot: Memslot): void {
+    this.vm.mmu.zapSlot(slot);
+    this.slots.delete(Memslots.key(slot.asId, slot.id));
+    slot.gmem?.file?.unbind(slot);
+  }
+
+  /** kvm_free_memslots at VM destruction. */
+  clear(): void {
+    for (const s of [...this.slots.values()]) this.delete(s);
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * KVM's secondary MMU for one VM: GFN -> page mappings (SPTEs), and the invalidation protocol that
+ * keeps them from outliving the memory behind them (kvm_main.c kvm_mmu_invalidate_begin /
+ * _range_add / _end, mmu_invalidate_retry_gfn). A fault snapshots mmu_invalidate_seq before it looks
+ * up the page and installs the mapping only if no invalidation covering its GFN ran or is running.
+ */
+import type { GmemFile } from './guest-memfd.js';
+import type { Memslot } from './memslots.js';
+
+export type SpteSource = { kind: 'gmem'; file: GmemFile; index: number } | { kind: 'hva'; hva: bigint };
+
+export interface Spte {
+  readonly page: Uint8Array;
+  readonly writable: boolean;
+  readonly private: boolean;
+  readonly slot: Memslot;
+  readonly source: SpteSource;
+}
+
+const INVALID = -1;
+
+export class Mmu {
+  readonly sptes = new Map<number, Spte>();
+  /** mmu_invalidate_seq: bumped by every invalidate_end */
+  seq = 0;
+  /** mmu_invalidate_in_progress */
+  inProgress = 0;
+  /** mmu_invalidate_range_start/end (GFNs); start is INVALID while no range was added */
+  rangeStart = INVALID;
+  rangeEnd = INVALID;
+  /** faults that found their snapshot stale and went back to the guest (RET_PF_RETRY) */
+  retries = 0;
+  /**
+   * Test hook: runs between resolving a fault's page and installing its mapping, where a real
+   * invalidation on another CPU could land. It lets tests drive the race deterministically.
+   */
+  beforeInstall: ((gfn: number) => void) | undefined;
+
+  /** kvm_mmu_invalidate_begin */
+  invalidateBegin(): void {
+    this.inProgress++;
+    if (this.inProgress === 1) {
+      this.rangeStart = INVALID;
+      this.rangeEnd = INVALID;
+    }
+  }
+
+  /** kvm_mmu_invalidate_range_add: the first range, or the union with the ones still in progress. */
+  rangeAdd(start: number, end: number): void {
+    if (this.inProgress === 0) throw new Error('kvm_mmu_invalidate_range_add outside an invalidation (WARN_ON_ONCE)');
+    if (this.rangeStart === INVALID) {
+      this.rangeStart = start;
+      this.rangeEnd = end;
+    } else {
+      this.rangeStart = Math.min(this.rangeStart, start);
+      this.rangeEnd = Math.max(this.rangeEnd, end);
+    }
+  }
+
+  /** kvm_mmu_invalidate_end: seq++ before in_progress-- so a racing fault sees one or the other. */
+  invalidateEnd(): void {
+    if (this.rangeStart === INVALID) throw new Error('kvm_mmu_invalidate_end without a range (WARN_ON_ONCE)');
+    this.seq++;
+    this.inProgress--;
+    if (this.inProgress < 0) throw new Error('mmu_invalidate_in_progress underflow (KVM_BUG_ON)');
+  }
+
+  /** kvm_mmu_unmap_gfn_range = range_add + zap of every SPTE in [start, end). */
+  unmapGfnRange(start: number, end: number): void {
+    this.rangeAdd(start, end);
+    this.zap(start, end);
+  }
+
+  /** Drop the SPTEs of [start, end); cheap for huge ranges over few mappings. */
+  zap(start: number, end: number, filter?: (s: Spte) => boolean): number {
+    let n = 0;
+    if (end - start <= this.sptes.size) {
+      for (let g = start; g < end; g++) {
+        const s = this.sptes.get(g);
+        if (s && (!filter || filter(s)) && this.sptes.delete(g)) n++;
+      }
+    } else {
+      for (const [g, s] of this.sptes) {
+        if (g >= start && g < end && (!filter || filter(s))) {
+          this.sptes.delete(g);
+          n++;
+        }
+      }
+    }
+    return n;
+  }
+
+  /** kvm_arch_flush_shadow_memslot: a deleted or moved slot loses every mapping. */
+  zapSlot(slot: Memslot): void {
+    this.zap(slot.baseGfn, slot.baseGfn + slot.npages, (s) => s.slot === slot);
+  }
+
+  /** mmu_invalidate_retry_gfn: is a fault that snapshotted `snapshot` stale for gfn? */
+  isStale(gfn: number, snapshot: number): boolean {
+    if (this.inProgress > 0 && gfn >= this.rangeStart && gfn < this.rangeEnd) return true;
+    return this.seq !== snapshot;
+  }
+
+  /** Install a mapping unless the fault raced an invalidation; false means RET_PF_RETRY. */
+  install(gfn: number, spte: Spte, snapshot: number): boolean {
+    this.beforeInstall?.(gfn);
+    if (this.isStale(gfn, snapshot)) {
+      this.retries++;
+      return false;
+    }
+    this.sptes.set(gfn, spte);
+    return true;
+  }
+}

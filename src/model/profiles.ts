@@ -1,0 +1,122 @@
+/**
+ * Kernel profiles: the rules that changed between kernel versions (KERNEL-SPEC §2.L), as data.
+ * Every rule that consults a profile field names it, so a reader can see where versions differ.
+ */
+import { CAP, GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, VM_TYPE, type VmType } from '../uapi/constants.js';
+import type { ErrnoName } from '../uapi/errno.js';
+
+export interface KernelProfile {
+  readonly name: string;
+  /** uname-style version this profile follows, for reports */
+  readonly version: string;
+  /** VM types KVM_CREATE_VM accepts (KVM_CAP_VM_TYPES) */
+  readonly vmTypes: readonly VmType[];
+  /** guest_memfd flags kvm_gmem_get_supported_flags() allows; 0 before 6.18 (`valid_flags = 0`) */
+  readonly gmemFlags: bigint;
+  /** 6.18: KVM_MEM_GUEST_MEMFD valid on every VM (CONFIG_KVM_GUEST_MEMFD); before: only with private memory */
+  readonly gmemSlotsOnAnyVm: boolean;
+  /** 6.18: KVM_CAP_GUEST_MEMFD is 1 for every VM; 6.8: !kvm || kvm_arch_has_private_mem(kvm) */
+  readonly gmemCapOnAnyVm: boolean;
+  /** kvm_gmem_bind: errno for a file range already bound (EINVAL through 6.18, EEXIST in kvm-x86 next) */
+  readonly bindOverlapErrno: ErrnoName;
+  /** __kvm_set_memory_region: the Dec-2025 stable fix rejects toggling GUEST_MEMFD on an existing slot */
+  readonly rejectGmemFlagToggle: boolean;
+  /** CONFIG_KVM_GENERIC_MEMORY_ATTRIBUTES: without it KVM_SET_MEMORY_ATTRIBUTES is ENOTTY */
+  readonly memoryAttributes: boolean;
+  /**
+   * KVM_PRE_FAULT_MEMORY: 'absent' before 6.11 (unknown vCPU ioctl), 'unsupported' where the cap
+   * is 0 (shadow paging: EOPNOTSUPP), 'tdp' where it works.
+   */
+  readonly preFault: 'absent' | 'unsupported' | 'tdp';
+  /** guest faults on slots of MMAP guest_memfds are served from guest_memfd (KVM_MEMSLOT_GMEM_ONLY, 6.18) */
+  readonly gmemOnlySlots: boolean;
+  /** Capabilities read from a live kernel, used verbatim by KVM_CHECK_EXTENSION ('host' profile). */
+  readonly capsOverride?: Readonly<Record<number, number>>;
+}
+
+const MMAP_FLAGS = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+
+const v6_8: KernelProfile = {
+  name: '6.8',
+  version: '6.8',
+  vmTypes: ['default', 'sw_protected'],
+  gmemFlags: 0n,
+  gmemSlotsOnAnyVm: false,
+  gmemCapOnAnyVm: false,
+  bindOverlapErrno: 'EINVAL',
+  rejectGmemFlagToggle: false,
+  memoryAttributes: true,
+  preFault: 'absent',
+  gmemOnlySlots: false,
+};
+
+const v6_12: KernelProfile = {
+  ...v6_8,
+  name: '6.12',
+  version: '6.12',
+  preFault: 'tdp',
+};
+
+const v6_18: KernelProfile = {
+  name: '6.18',
+  version: '6.18',
+  vmTypes: ['default', 'sw_protected'],
+  gmemFlags: MMAP_FLAGS,
+  gmemSlotsOnAnyVm: true,
+  gmemCapOnAnyVm: true,
+  bindOverlapErrno: 'EINVAL',
+  rejectGmemFlagToggle: true,
+  memoryAttributes: true,
+  preFault: 'tdp',
+  gmemOnlySlots: true,
+};
+
+const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3', bindOverlapErrno: 'EEXIST' };
+const next: KernelProfile = { ...v6_18, name: 'next', version: 'kvm-x86 next', bindOverlapErrno: 'EEXIST' };
+
+export const PROFILES: Readonly<Record<string, KernelProfile>> = {
+  '6.8': v6_8,
+  '6.12': v6_12,
+  '6.18': v6_18,
+  '7.3': v7_3,
+  next,
+};
+export const PROFILE_NAMES = [...Object.keys(PROFILES), 'host'] as const;
+export const DEFAULT_PROFILE = '6.18';
+
+export function getProfile(name: string): KernelProfile {
+  const p = PROFILES[name];
+  if (!p) throw new Error(`unknown kernel profile '${name}' (known: ${Object.keys(PROFILES).join(', ')}, host)`);
+  return p;
+}
+
+/** What a capability probe of a live kernel reports; enough to build the 'host' profile. */
+export interface ProbedCaps {
+  /** kernel release, e.g. '6.18.44' */
+  readonly release: string;
+  /** KVM_CHECK_EXTENSION on /dev/kvm for every probed capability */
+  readonly system: Readonly<Record<number, number>>;
+}
+
+/**
+ * The 'host' profile: the version's rules, with every capability-driven switch taken from the probe,
+ * so the model refuses what the live kernel refuses (ENOTTY attributes, EOPNOTSUPP pre-fault, ...).
+ */
+export function hostProfile(caps: ProbedCaps): KernelProfile {
+  const [maj = 0, min = 0] = caps.release.split('.').map((x) => Number.parseInt(x, 10));
+  const base = maj > 6 || (maj === 6 && min >= 18) ? v6_18 : maj === 6 && min >= 12 ? v6_12 : v6_8;
+  const cap = (c: number) => caps.system[c] ?? 0;
+  const typesMask = cap(CAP.KVM_CAP_VM_TYPES) || 1;
+  const vmTypes = (Object.entries(VM_TYPE) as [VmType, number][]).filter(([, v]) => typesMask & (1 << v)).map(([k]) => k);
+  const preFault: KernelProfile['preFault'] = base.preFault === 'absent' ? 'absent' : cap(CAP.KVM_CAP_PRE_FAULT_MEMORY) ? 'tdp' : 'unsupported';
+  return {
+    ...base,
+    name: 'host',
+    version: caps.release,
+    vmTypes,
+    gmemFlags: BigInt(cap(CAP.KVM_CAP_GUEST_MEMFD_FLAGS)),
+    memoryAttributes: cap(CAP.KVM_CAP_MEMORY_ATTRIBUTES) !== 0,
+    preFault,
+    capsOverride: caps.system,
+  };
+}

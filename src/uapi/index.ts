@@ -1,0 +1,5 @@
+export * from './constants.js';
+export * from './errno.js';
+export * from './ioctls.js';
+export * from './layout.js';
+export * as structs from './structs.js';
