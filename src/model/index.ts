@@ -19,3 +19,5 @@ export function createModelKvm(options: ModelOptions = {}): ModelKvm {
   const k = options.kernel ?? DEFAULT_PROFILE;
   return new ModelKvm(typeof k === 'string' ? getProfile(k) : k);
 }
+export { mappedLine, type PageView, pageMap, pageMapLine } from './inspect.js';
+export { ModelVm } from './vm.js';

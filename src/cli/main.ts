@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/** The guestmem command: a thin shell over the library (parse flags, call, print). */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { PROFILE_NAMES } from '../model/index.js';
+import { modelBackend, ScenarioError } from '../scenario/index.js';
+import { capsReport } from './caps.js';
+import { runDemo } from './demo.js';
+import { kvmBackend } from './kvm-backend.js';
+import { runFiles, UserError } from './run.js';
+
+const out = (s: string) => process.stdout.write(`${s}\n`);
+
+function profileOption(): Option {
+  return new Option('--kernel <profile>', 'kernel profile the model follows').choices([...PROFILE_NAMES]);
+}
+
+function backendOption(): Option {
+  return new Option('--backend <backend>', 'model, or kvm for the real /dev/kvm').choices(['model', 'kvm']).default('model');
+}
+
+const program = new Command('guestmem')
+  .description('KVM guest private memory (guest_memfd): an errno-exact model, a driver for /dev/kvm, and tools')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
+
+program
+  .command('run')
+  .description('run scenario files; exit 0 only if every step met its expectation')
+  .argument('<files...>', 'scenario files (.json, .yaml)')
+  .addOption(backendOption())
+  .addOption(profileOption())
+  .option('--json', 'print results as JSON')
+  .option('-v, --verbose', 'show every step')
+  .option('--trace <out>', 'write the step-by-step results as JSON to this file')
+  .action(async (files: string[], o: { backend: string; kernel?: string; json?: boolean; verbose?: boolean; trace?: string }) => {
+    const backend = o.backend === 'kvm' ? await kvmBackend() : modelBackend(o.kernel === 'host' ? { host: (await kvmBackend()).hostProfile() } : {});
+    process.exitCode = runFiles(
+      files,
+      { backend, ...(o.kernel && { kernel: o.kernel }), json: !!o.json, verbose: !!o.verbose, ...(o.trace && { trace: o.trace }) },
+      out,
+    );
+  });
+
+program
+  .command('caps')
+  .description('what the model offers, beside what /dev/kvm offers (probed read-only)')
+  .addOption(profileOption())
+  .option('--json', 'print as JSON')
+  .action(async (o: { kernel?: string; json?: boolean }) => {
+    out(await capsReport(o.kernel ?? '6.18', !!o.json));
+  });
+
+program
+  .command('demo')
+  .description('a software-protected guest converts memory private <-> shared, step by step (model)')
+  .addOption(profileOption().default('6.18'))
+  .action((o: { kernel: string }) => {
+    process.exitCode = runDemo(o.kernel, out);
+  });
+
+export function parseIntArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
+  return n;
+}
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof UserError || e instanceof ScenarioError) {
+    process.stderr.write(`guestmem: ${e.message}\n`);
+    process.exit(2);
+  }
+  throw e;
+}
