@@ -8,7 +8,8 @@ import { z } from 'zod';
 const INT_RE = /^-?(0x[0-9a-f_]+|0b[01_]+|[0-9_]+)$/i;
 
 /** An integer: a JSON number, or a string (needed above 2^53): "0x200000", "4096", "-1". */
-export const Int = z.union([z.number().int(), z.string().regex(INT_RE)], {
+const INT_MSG = 'expected an integer or an integer string like "0x200000"';
+export const Int = z.union([z.number().int(INT_MSG), z.string().regex(INT_RE, INT_MSG)], {
   error: 'expected an integer or an integer string like "0x200000"',
 });
 export type IntInput = z.infer<typeof Int>;
