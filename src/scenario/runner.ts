@@ -306,7 +306,8 @@ function execute(ctx: Context, s: Step): unknown {
       return vcpu.run(s.hypercall_ret === undefined ? {} : { hypercallRet: u64(s.hypercall_ret) });
     }
     case 'pre_fault_memory':
-      return ctx.vcpu(ctx.vm(s.vm), s.vcpu).preFaultMemory({ gpa: u64(s.gpa), size: u64(s.size), flags: u64(s.flags ?? 0) });
+      // The ioctl returns 0 on success; what it copied back is checked with expect.pre_fault.
+      return { ret: 0, ...ctx.vcpu(ctx.vm(s.vm), s.vcpu).preFaultMemory({ gpa: u64(s.gpa), size: u64(s.size), flags: u64(s.flags ?? 0) }) };
   }
 }
 
@@ -366,8 +367,9 @@ function judge(s: Step, o: Outcome): string | undefined {
   if (o.kind !== 'ok') return undefined;
   const v = o.value;
   if (e.result !== undefined) {
-    if (typeof v !== 'number' && typeof v !== 'bigint') return 'this op returns no value to compare with "result"';
-    if (!eq(v, e.result)) return `expected result ${String(e.result)}, got ${v}`;
+    const r = typeof v === 'object' && v !== null && 'ret' in v ? (v as { ret: number }).ret : v;
+    if (typeof r !== 'number' && typeof r !== 'bigint') return 'this op returns no value to compare with "result"';
+    if (!eq(r, e.result)) return `expected result ${String(e.result)}, got ${r}`;
   }
   if (e.hex !== undefined || e.fill !== undefined) {
     if (!(v instanceof Uint8Array)) return 'this op returns no data to compare';
