@@ -17,7 +17,14 @@ function parseError(text: string, file = 'f.json'): string {
 }
 
 test('a bad field names the file, the step and the field', () => {
-  const msg = parseError(ok([{ op: 'fstat', fd: 0 }, { op: 'fstat', fd: 0 }, { op: 'fstat', fd: 0 }, { op: 'create_guest_memfd', size: 'big' }]));
+  const msg = parseError(
+    ok([
+      { op: 'fstat', fd: 0 },
+      { op: 'fstat', fd: 0 },
+      { op: 'fstat', fd: 0 },
+      { op: 'create_guest_memfd', size: 'big' },
+    ]),
+  );
   assert.match(msg, /^f\.json: steps\[3\]\.size: expected an integer/);
 });
 
@@ -35,7 +42,16 @@ test('invalid JSON and YAML get a one-line parse error', () => {
 
 test('YAML scenarios run like JSON ones', () => {
   const sc = parseScenario(
-    ['name: yaml', 'steps:', '  - op: create_guest_memfd', '    size: 0x1000', '    as: g', '  - op: fstat', '    fd: g', '    expect: { fstat: { size: 4096, blocks: 0 } }'].join('\n'),
+    [
+      'name: yaml',
+      'steps:',
+      '  - op: create_guest_memfd',
+      '    size: 0x1000',
+      '    as: g',
+      '  - op: fstat',
+      '    fd: g',
+      '    expect: { fstat: { size: 4096, blocks: 0 } }',
+    ].join('\n'),
     's.yaml',
   );
   assert.equal(runScenario(sc, 's.yaml', modelBackend()).status, 'passed');
@@ -61,7 +77,13 @@ test('an expectation that does not hold fails the step with the reason', () => {
 });
 
 test('an unexpected errno fails the step; later steps do not run', () => {
-  const sc = parseScenario(ok([{ op: 'create_guest_memfd', size: 4095 }, { op: 'fstat', fd: 0 }]), 'e.json');
+  const sc = parseScenario(
+    ok([
+      { op: 'create_guest_memfd', size: 4095 },
+      { op: 'fstat', fd: 0 },
+    ]),
+    'e.json',
+  );
   const r = runScenario(sc, 'e.json', modelBackend());
   assert.equal(r.status, 'failed');
   assert.match(r.reason ?? '', /unexpected KVM_CREATE_GUEST_MEMFD: EINVAL/);

@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { CAP, decode, encode, ERRNO, errnoName, IOCTL, structs as S } from '../src/uapi/index.js';
 import * as C from '../src/uapi/constants.js';
+import { CAP, decode, ERRNO, encode, errnoName, IOCTL, structs as S } from '../src/uapi/index.js';
 
 test('ioctl numbers match KERNEL-SPEC §1.1', () => {
   const expected: Record<string, number> = {
@@ -132,7 +132,19 @@ test('capability numbers and constants of KERNEL-SPEC §1.3', () => {
 
 test('errno numbers are the x86-64 Linux ones', () => {
   assert.deepEqual(
-    [ERRNO.EBADF, ERRNO.EFAULT, ERRNO.EEXIST, ERRNO.ENODEV, ERRNO.EINVAL, ERRNO.ENOTTY, ERRNO.EFBIG, ERRNO.ESPIPE, ERRNO.EOPNOTSUPP, ERRNO.EHWPOISON, ERRNO.ENXIO],
+    [
+      ERRNO.EBADF,
+      ERRNO.EFAULT,
+      ERRNO.EEXIST,
+      ERRNO.ENODEV,
+      ERRNO.EINVAL,
+      ERRNO.ENOTTY,
+      ERRNO.EFBIG,
+      ERRNO.ESPIPE,
+      ERRNO.EOPNOTSUPP,
+      ERRNO.EHWPOISON,
+      ERRNO.ENXIO,
+    ],
     [9, 14, 17, 19, 22, 25, 27, 29, 95, 133, 6],
   );
   assert.equal(errnoName(22), 'EINVAL');

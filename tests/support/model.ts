@@ -17,12 +17,16 @@ function wrap<T extends object>(target: T, kvm: ModelKvm, seen: WeakMap<object, 
       if (typeof v !== 'function') return v && typeof v === 'object' && prop === 'files' ? wrap(v, kvm, seen) : v;
       return (...args: unknown[]) => {
         let result: unknown;
+        let failure: { e: unknown } | undefined;
         try {
           result = v.apply(t, args);
-        } finally {
-          const broken = checkInvariants(kvm);
-          if (broken.length) throw new InvariantError(`after ${String(prop)}(): ${broken.join('; ')}`);
+        } catch (e) {
+          failure = { e };
         }
+        // A broken invariant outranks the call's own error: it is the bug.
+        const broken = checkInvariants(kvm);
+        if (broken.length) throw new InvariantError(`after ${String(prop)}(): ${broken.join('; ')}`);
+        if (failure) throw failure.e;
         if (result && typeof result === 'object' && !(result instanceof Uint8Array) && !('reason' in result) && !('ino' in result)) {
           return wrap(result as object, kvm, seen);
         }

@@ -1,0 +1,98 @@
+/** The guestmem command, run as a user would: exit codes, one-line errors, output shapes. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CLI, ROOT } from './support/files.js';
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+const tmp = mkdtempSync(join(tmpdir(), 'guestmem-cli-'));
+const EXAMPLE = 'scenarios/examples/punch-hole-zeroes.json';
+
+test('run: a passing scenario exits 0 with the closing summary', () => {
+  const r = cli('run', EXAMPLE);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^PASS {2}punch hole zeroes guest memory/m);
+  assert.match(r.out, /^1 passed, 0 failed, 0 skipped$/m);
+});
+
+test('run --json: an array of results with steps', () => {
+  const r = cli('run', '--json', EXAMPLE);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as { name: string; status: string; steps: { op: string; status: string }[] }[];
+  assert.equal(j.length, 1);
+  assert.equal(j[0]?.status, 'passed');
+  assert.equal(j[0]?.steps.length, 8);
+  assert.equal(j[0]?.steps[7]?.op, 'create_guest_memfd');
+});
+
+test('run: a failing step exits 1 and says which step and why', () => {
+  const f = join(tmp, 'fail.json');
+  writeFileSync(f, JSON.stringify({ name: 'wrong', steps: [{ op: 'create_guest_memfd', size: 4096, flags: ['mmap'], expect: { errno: 'EINVAL' } }] }));
+  const r = cli('run', f, '--kernel', '6.18');
+  assert.equal(r.code, 1);
+  assert.match(r.out, /FAIL {2}wrong/);
+  assert.match(r.out, /expected EINVAL, got success/);
+  // Under 6.8, MMAP is an unknown flag: the same file passes.
+  assert.equal(cli('run', f, '--kernel', '6.8').code, 0);
+});
+
+test('run: a malformed scenario is one line on stderr, exit 2, no stack', () => {
+  const f = join(tmp, 'bad.json');
+  writeFileSync(
+    f,
+    JSON.stringify({
+      name: 'bad',
+      steps: [
+        { op: 'fstat', fd: 0 },
+        { op: 'create_guest_memfd', size: 'lots' },
+      ],
+    }),
+  );
+  const r = cli('run', f);
+  assert.equal(r.code, 2);
+  assert.equal(r.err.trim().split('\n').length, 1, r.err);
+  assert.match(r.err, /^guestmem: .*bad\.json: steps\[1\]\.size: expected an integer/);
+  assert.doesNotMatch(r.err, /\n\s+at /);
+});
+
+test('run: a missing file and a bad flag are clear errors', () => {
+  const r = cli('run', join(tmp, 'nope.json'));
+  assert.equal(r.code, 2);
+  assert.match(r.err, /nope\.json: cannot read: ENOENT/);
+  const k = cli('run', EXAMPLE, '--kernel', '9.9');
+  assert.equal(k.code, 2);
+  assert.match(k.err, /argument '9\.9' is invalid/);
+  assert.equal(cli('frobnicate').code, 2);
+});
+
+test('run --trace writes the results as JSON', () => {
+  const out = join(tmp, 'trace.json');
+  assert.equal(cli('run', EXAMPLE, '--trace', out).code, 0);
+  const j = JSON.parse(readFileSync(out, 'utf8')) as { status: string }[];
+  assert.equal(j[0]?.status, 'passed');
+});
+
+test('demo: conversions through KVM_HC_MAP_GPA_RANGE, with the page map', () => {
+  const r = cli('demo');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /KVM_EXIT_HYPERCALL MAP_GPA_RANGE gpa 0x100000 npages 4 -> private/);
+  assert.match(r.out, /page map {3}P P P P S S S S/);
+  assert.match(r.out, /guest read 0x22, 0x11, 0x0/);
+  assert.match(r.out, /2 conversions handled/);
+});
+
+test('caps: the model column lists every capability', () => {
+  const r = cli('caps', '--json');
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as { model: { caps: Record<string, number> } };
+  assert.equal(j.model.caps.KVM_CAP_GUEST_MEMFD_FLAGS, 3);
+  assert.equal(j.model.caps.KVM_CAP_VM_TYPES, 3);
+  assert.equal(j.model.caps.KVM_CAP_EXIT_HYPERCALL, 4096);
+});
