@@ -82,6 +82,12 @@ export interface HostMapping {
   write(offset: bigint, data: Uint8Array): void;
   /** madvise(2) over [offset, offset+length) of the mapping; advice is an MADV_* number. */
   madvise(offset: bigint, length: bigint, advice: number): void;
+  /** mbind(2) over [offset, offset+length): `mode` an MPOL_* number, `nodemask` one bit per node. */
+  mbind(offset: bigint, length: bigint, mode: number, nodemask: bigint): void;
+  /** get_mempolicy(2) with MPOL_F_ADDR at offset: the policy governing that address. */
+  getMempolicy(offset: bigint): { mode: number; nodemask: bigint };
+  /** move_pages(2) as a query (nodes NULL): each page's node, or -errno (-ENOENT: not present). */
+  pageNodes(offset: bigint, count: number): number[];
   unmap(): void;
 }
 

@@ -6,6 +6,7 @@
  */
 import { KvmError, type Stat } from '../api.js';
 import type { ErrnoName } from '../uapi/errno.js';
+import type { Policy } from './mempolicy.js';
 
 export interface FMode {
   read: boolean;
@@ -79,6 +80,9 @@ export interface MmapBacking {
   fault(pgoff: number, write: boolean): FaultResult;
   /** MADV_REMOVE on a shared mapping: punch the file range (vfs_fallocate KEEP_SIZE|PUNCH_HOLE) */
   punch?(pgoff: number, npages: number): void;
+  /** vm_operations_struct.set_policy/get_policy: the file's shared NUMA policy by page index */
+  setPolicy?(pgoff: number, npages: number, p: Policy): void;
+  getPolicy?(pgoff: number): Policy;
   /** the page cache entry, if present, without faulting (invariant checks) */
   peek(pgoff: number): Uint8Array | undefined;
   /** MADV_COLLAPSE support (file THP); guest_memfd refuses it */

@@ -16,6 +16,7 @@ import {
 import type { ErrnoName } from '../uapi/errno.js';
 import { type FaultResult, type FMode, fail, type MmapBacking, ModelFile, type StatFields } from './file.js';
 import type { HostMm } from './host.js';
+import { DEFAULT_POLICY, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
 import type { Memslot } from './memslots.js';
 import { RangeMap } from './range-map.js';
 import type { KvmVm } from './vm.js';
@@ -29,12 +30,17 @@ export class GmemInode {
   /** folios marked by memory failure (kvm_gmem_error_folio): invalidated, not truncated */
   readonly poisoned = new Set<number>();
   readonly files = new Set<GmemFile>();
+  /** struct gmem_inode's shared NUMA policy (after 6.18); null where guest_memfd has none */
+  readonly policy: PolicyMap | null;
 
   constructor(
     readonly size: bigint,
     readonly flags: bigint,
     readonly mm: HostMm,
-  ) {}
+    numaPolicy: boolean,
+  ) {
+    this.policy = numaPolicy ? new PolicyMap() : null;
+  }
 
   get npages(): number {
     return Number(this.size / PAGE_SIZE_N);
@@ -52,7 +58,8 @@ export class GmemInode {
   getFolio(index: number): Uint8Array {
     let p = this.pages.get(index);
     if (!p) {
-      p = new Uint8Array(PAGE_SIZE);
+      // kvm_gmem_get_folio allocates under the inode's shared policy (after 6.18), else locally
+      p = this.mm.allocPage(this.policy ? nodeFor(this.policy.get(index), index) : 0);
       this.pages.set(index, p);
     }
     return p;
@@ -244,6 +251,11 @@ export class GmemFile extends ModelFile {
       },
       punch: (pgoff: number, n: number) => this.fallocate(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, BigInt(pgoff) * PAGE_SIZE_N, BigInt(n) * PAGE_SIZE_N),
       peek: (pgoff: number) => inode.pages.get(pgoff),
+      // kvm_gmem_set_policy/get_policy exist only where the inode has a shared policy (after 6.18)
+      ...(inode.policy && {
+        setPolicy: (pgoff: number, n: number, p: Policy) => inode.policy?.set(pgoff, pgoff + n, p),
+        getPolicy: (pgoff: number) => inode.policy?.get(pgoff) ?? DEFAULT_POLICY,
+      }),
     };
   }
 

@@ -6,6 +6,7 @@
 import { HostFault, type HostMapping } from '../api.js';
 import { MADV, PAGE_SIZE, PAGE_SIZE_N, PROT_EXEC, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
 import { type FaultResult, fail, type MmapBacking } from './file.js';
+import { mbindPolicy, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
 
 /** mmu_notifier_ops.invalidate_range_start/end collapsed into one call on [start, end) host addresses. */
 export interface MmuNotifier {
@@ -18,6 +19,18 @@ const MMAP_BASE = 0x7f0000000000n;
 
 export class HostMm {
   private readonly vmas: ModelMapping[] = [];
+  /** the NUMA node each page was allocated on (page_to_nid) */
+  readonly pageNode = new WeakMap<Uint8Array, number>();
+
+  /** @param numaNodes online NUMA nodes of the model host */
+  constructor(readonly numaNodes = 2) {}
+
+  /** alloc_pages on `node`: a zeroed page, remembered with its node. */
+  allocPage(node: number): Uint8Array {
+    const page = new Uint8Array(PAGE_SIZE);
+    this.pageNode.set(page, node);
+    return page;
+  }
   private readonly notifiers = new Set<MmuNotifier>();
   private nextAddr = MMAP_BASE;
 
@@ -98,6 +111,8 @@ export class ModelMapping implements HostMapping {
   /** anonymous pages, and private copies of file pages (MAP_PRIVATE COW) */
   private readonly own = new Map<number, Uint8Array>();
   private unmapped = false;
+  /** vma->vm_policy */
+  private readonly policy = new PolicyMap();
   readonly span: bigint;
   readonly pages: number;
 
@@ -119,7 +134,7 @@ export class ModelMapping implements HostMapping {
     const own = this.own.get(index);
     if (own) return { page: own };
     if (!this.backing) {
-      const page = new Uint8Array(PAGE_SIZE);
+      const page = this.mm.allocPage(nodeFor(this.policy.get(index), index));
       this.own.set(index, page);
       return { page };
     }
@@ -214,6 +229,42 @@ export class ModelMapping implements HostMapping {
       default:
         fail('madvise', 'EINVAL', `unknown advice ${advice}`);
     }
+  }
+
+  /** do_mbind: the range must be mapped; the VMA takes the policy, and a file with set_policy too. */
+  mbind(offset: bigint, length: bigint, mode: number, nodemask: bigint): void {
+    const p = mbindPolicy(mode, nodemask, this.mm.numaNodes);
+    if (offset % PAGE_SIZE_N !== 0n || offset < 0n) fail('mbind', 'EINVAL', 'start not page aligned');
+    const end = offset + ((length + PAGE_SIZE_N - 1n) & ~(PAGE_SIZE_N - 1n));
+    if (end === offset) return;
+    if (this.unmapped || end > this.span) fail('mbind', 'EFAULT', 'range not fully mapped');
+    const first = Number(offset / PAGE_SIZE_N);
+    const last = Number(end / PAGE_SIZE_N);
+    this.policy.set(first, last, p);
+    if (this.shared) this.backing?.setPolicy?.(this.pgoff + first, last - first, p);
+  }
+
+  /** get_mempolicy(MPOL_F_ADDR): the file's shared policy where it has one, else the VMA's. */
+  getMempolicy(offset: bigint): Policy {
+    if (this.unmapped || offset < 0n || offset >= this.span) fail('get_mempolicy', 'EFAULT', 'address not mapped');
+    const index = Number(offset / PAGE_SIZE_N);
+    const shared = this.shared ? this.backing?.getPolicy?.(this.pgoff + index) : undefined;
+    return shared ?? this.policy.get(index);
+  }
+
+  /** do_pages_stat: the node of each present page, -ENOENT where none, -EFAULT outside the VMA. */
+  pageNodes(offset: bigint, count: number): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < count; i++) {
+      const at = offset + BigInt(i) * PAGE_SIZE_N;
+      if (this.unmapped || at < 0n || at >= this.span) {
+        out.push(-14);
+        continue;
+      }
+      const page = this.peekPage(Number(at / PAGE_SIZE_N));
+      out.push(page ? (this.mm.pageNode.get(page) ?? 0) : -2);
+    }
+    return out;
   }
 
   unmap(): void {

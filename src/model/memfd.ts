@@ -6,12 +6,15 @@
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, PAGE_SIZE, PAGE_SIZE_N } from '../uapi/constants.js';
 import { type FaultResult, type FMode, fail, type MmapBacking, ModelFile, type StatFields } from './file.js';
 import type { HostMm } from './host.js';
+import { nodeFor, type Policy, PolicyMap } from './mempolicy.js';
 
 export class MemfdFile extends ModelFile {
   readonly kind = 'memfd';
   readonly fmode: FMode = { read: true, write: true, pread: true, lseek: true };
   override readonly regular = true;
   readonly pages = new Map<number, Uint8Array>();
+  /** shmem's shared NUMA policy (shmem_set_policy) */
+  private readonly policy = new PolicyMap();
   size = 0n;
 
   constructor(
@@ -29,7 +32,7 @@ export class MemfdFile extends ModelFile {
   private page(index: number): Uint8Array {
     let p = this.pages.get(index);
     if (!p) {
-      p = new Uint8Array(PAGE_SIZE);
+      p = this.mm.allocPage(nodeFor(this.policy.get(index), index));
       this.pages.set(index, p);
     }
     return p;
@@ -105,6 +108,8 @@ export class MemfdFile extends ModelFile {
         BigInt(pgoff) * PAGE_SIZE_N >= this.size ? { signal: 'SIGBUS', reason: 'page beyond the end of the memfd' } : { page: this.page(pgoff) },
       punch: (pgoff: number, n: number) => this.dropRange(BigInt(pgoff) * PAGE_SIZE_N, BigInt(pgoff + n) * PAGE_SIZE_N),
       peek: (pgoff: number) => this.pages.get(pgoff),
+      setPolicy: (pgoff: number, n: number, p: Policy) => this.policy.set(pgoff, pgoff + n, p),
+      getPolicy: (pgoff: number) => this.policy.get(pgoff),
     };
   }
 }

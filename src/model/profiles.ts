@@ -30,6 +30,8 @@ export interface KernelProfile {
   readonly preFault: 'absent' | 'unsupported' | 'tdp';
   /** guest faults on slots of MMAP guest_memfds are served from guest_memfd (KVM_MEMSLOT_GMEM_ONLY, 6.18) */
   readonly gmemOnlySlots: boolean;
+  /** guest_memfd inodes carry a shared NUMA policy (vm_ops set_policy/get_policy; after 6.18) */
+  readonly gmemMempolicy: boolean;
   /** Capabilities read from a live kernel, used verbatim by KVM_CHECK_EXTENSION ('host' profile). */
   readonly capsOverride?: Readonly<Record<number, number>>;
 }
@@ -48,6 +50,7 @@ const v6_8: KernelProfile = {
   memoryAttributes: true,
   preFault: 'absent',
   gmemOnlySlots: false,
+  gmemMempolicy: false,
 };
 
 const v6_12: KernelProfile = {
@@ -69,10 +72,11 @@ const v6_18: KernelProfile = {
   memoryAttributes: true,
   preFault: 'tdp',
   gmemOnlySlots: true,
+  gmemMempolicy: false,
 };
 
-const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3', bindOverlapErrno: 'EEXIST' };
-const next: KernelProfile = { ...v6_18, name: 'next', version: 'kvm-x86 next', bindOverlapErrno: 'EEXIST' };
+const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3', bindOverlapErrno: 'EEXIST', gmemMempolicy: true };
+const next: KernelProfile = { ...v6_18, name: 'next', version: 'kvm-x86 next', bindOverlapErrno: 'EEXIST', gmemMempolicy: true };
 
 export const PROFILES: Readonly<Record<string, KernelProfile>> = {
   '6.8': v6_8,

@@ -162,7 +162,7 @@ export class ModelVm implements Vm {
     const size = BigInt.asIntN(64, a.size);
     if (size <= 0n || size % PAGE_SIZE_N !== 0n) fail(op, 'EINVAL', 'kvm_gmem_create: size must be positive and page aligned');
     // reserved[] is not checked (KERNEL-SPEC A4)
-    const inode = new GmemInode(size, a.flags, this.proc.mm);
+    const inode = new GmemInode(size, a.flags, this.proc.mm, vm.profile.gmemMempolicy);
     const file = new GmemFile(this.proc.nextIno(), inode, vm);
     const fd = this.proc.fdt.install(file);
     return this.proc.gmemHandle(fd);

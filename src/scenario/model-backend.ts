@@ -15,7 +15,8 @@ export interface ModelBackendOptions {
 export function modelBackend(opts: ModelBackendOptions = {}): Backend {
   return {
     name: 'model',
-    numaNodes: 1,
+    // the model host has two NUMA nodes (HostMm), so the NUMA selftests run
+    numaNodes: 2,
     open(kernel) {
       const want = opts.kernel ?? kernel ?? DEFAULT_PROFILE;
       let profile: KernelProfile | undefined;

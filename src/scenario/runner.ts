@@ -9,6 +9,7 @@ import {
   KVM_HC_MAP_GPA_RANGE,
   KVM_MEMORY_ATTRIBUTE_PRIVATE,
   MADV,
+  MPOL,
   SEEK_CUR,
   SEEK_END,
   SEEK_SET,
@@ -183,6 +184,10 @@ function program(ops: NonNullable<Extract<Step, { op: 'run' }>['program']>): Gue
   });
 }
 
+function mpolMode(m: string | number): number {
+  return typeof m === 'string' && m in MPOL ? MPOL[m as keyof typeof MPOL] : Number(int(m));
+}
+
 const WHENCE = { set: SEEK_SET, cur: SEEK_CUR, end: SEEK_END } as const;
 
 /** Execute one step; returns the value it produced (checked against expect). */
@@ -251,6 +256,18 @@ function execute(ctx: Context, s: Step): unknown {
     case 'madvise':
       ctx.map(s.map).madvise(u64(s.offset ?? 0), u64(s.length), MADV[s.advice]);
       return 0;
+    case 'mbind':
+      ctx.map(s.map).mbind(
+        u64(s.offset ?? 0),
+        u64(s.length),
+        mpolMode(s.mode),
+        (s.nodes ?? []).reduce((m, n) => m | (1n << BigInt(n)), 0n),
+      );
+      return 0;
+    case 'get_mempolicy':
+      return { mempolicy: ctx.map(s.map).getMempolicy(u64(s.offset ?? 0)) };
+    case 'move_pages':
+      return { nodes: ctx.map(s.map).pageNodes(u64(s.offset ?? 0), s.count) };
     case 'host_write':
       ctx.map(s.map).write(u64(s.offset ?? 0), data(s, s.op));
       return 0;
@@ -333,6 +350,11 @@ function describe(o: Outcome): string {
     const st = v as unknown as { size: bigint; blocks: bigint };
     return `fstat size ${st.size} blocks ${st.blocks}`;
   }
+  if (typeof v === 'object' && v !== null && 'mempolicy' in v) {
+    const p = (v as { mempolicy: { mode: number; nodemask: bigint } }).mempolicy;
+    return `policy mode ${p.mode} nodes ${hex(p.nodemask)}`;
+  }
+  if (typeof v === 'object' && v !== null && 'nodes' in v) return `page nodes [${(v as { nodes: number[] }).nodes.join(', ')}]`;
   if (typeof v === 'object' && v !== null && 'gpa' in v) {
     const p = v as { gpa: bigint; size: bigint };
     return `ok gpa ${hex(p.gpa)} size ${hex(p.size)}`;
@@ -366,6 +388,19 @@ function judge(s: Step, o: Outcome): string | undefined {
   }
   if (o.kind !== 'ok') return undefined;
   const v = o.value;
+  if (e.mempolicy) {
+    const got = (v as { mempolicy?: { mode: number; nodemask: bigint } }).mempolicy;
+    if (!got) return 'this op returns no memory policy';
+    const wantMask = e.mempolicy.nodes.reduce((m, n) => m | (1n << BigInt(n)), 0n);
+    if (got.mode !== mpolMode(e.mempolicy.mode) || got.nodemask !== wantMask) {
+      return `expected policy ${String(e.mempolicy.mode)} nodes 0x${wantMask.toString(16)}, got mode ${got.mode} nodes 0x${got.nodemask.toString(16)}`;
+    }
+  }
+  if (e.nodes) {
+    const got = (v as { nodes?: number[] }).nodes;
+    if (!got) return 'this op returns no page nodes';
+    if (got.join() !== e.nodes.join()) return `expected page nodes [${e.nodes.join(', ')}], got [${got.join(', ')}]`;
+  }
   if (e.result !== undefined) {
     const r = typeof v === 'object' && v !== null && 'ret' in v ? (v as { ret: number }).ret : v;
     if (typeof r !== 'number' && typeof r !== 'bigint') return 'this op returns no value to compare with "result"';

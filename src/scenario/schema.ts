@@ -45,6 +45,10 @@ export const GuestOpSchema = z.union(
   { error: 'expected "hlt" or one of {write,width,value}, {read,width}, {map_gpa_range,npages,attrs}, {out,value}' },
 );
 
+const MpolMode = z.union([z.enum(['default', 'preferred', 'bind', 'interleave', 'local', 'preferred_many', 'weighted_interleave']), Int], {
+  error: 'expected a policy name like "bind" or a number',
+});
+
 const MemoryFaultExpect = z.object({ gpa: Int.optional(), size: Int.optional(), flags: AttrFlags.optional() }).strict();
 export const ExpectSchema = z
   .object({
@@ -70,6 +74,11 @@ export const ExpectSchema = z
     mmio: z.object({ phys_addr: Int.optional(), len: Int.optional(), is_write: z.boolean().optional(), data: Int.optional() }).strict().optional(),
     reads: z.array(Int).optional(),
     pre_fault: z.object({ gpa: Int.optional(), size: Int.optional() }).strict().optional(),
+    mempolicy: z
+      .object({ mode: MpolMode, nodes: z.array(z.number().int().min(0)) })
+      .strict()
+      .optional(),
+    nodes: z.array(z.number().int()).optional(),
   })
   .strict();
 export type Expect = z.infer<typeof ExpectSchema>;
@@ -116,6 +125,9 @@ export const StepSchema = z.discriminatedUnion(
       length: Int,
       advice: z.enum(['normal', 'dontneed', 'remove', 'hugepage', 'nohugepage', 'collapse']),
     }),
+    step('mbind', { map: z.string(), offset: Int.optional(), length: Int, mode: MpolMode, nodes: z.array(z.number().int().min(0).max(63)).optional() }),
+    step('get_mempolicy', { map: z.string(), offset: Int.optional() }),
+    step('move_pages', { map: z.string(), offset: Int.optional(), count: z.number().int().min(1) }),
     step('host_write', { map: z.string(), offset: Int.optional(), ...Data }),
     step('host_read', { map: z.string(), offset: Int.optional(), length: Int }),
     step('memfd_create', { name: z.string().optional(), as: Name }),

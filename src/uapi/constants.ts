@@ -147,3 +147,17 @@ export const MADV = {
   nohugepage: 15,
   collapse: 25,
 } as const;
+
+/** Memory policy modes (uapi/linux/mempolicy.h). */
+export const MPOL = {
+  default: 0,
+  preferred: 1,
+  bind: 2,
+  interleave: 3,
+  local: 4,
+  preferred_many: 5,
+  weighted_interleave: 6,
+} as const;
+export const MPOL_MAX = 7;
+/** MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALANCING, carried in the mode argument */
+export const MPOL_MODE_FLAGS = (1 << 15) | (1 << 14) | (1 << 13);
