@@ -198,7 +198,7 @@ function execute(ctx: Context, s: Step): unknown {
     case 'create_vm': {
       const vm = kvm.createVm(s.type === undefined ? 'default' : typeof s.type === 'string' && s.type in VM_TYPE ? (s.type as VmType) : Number(int(s.type)));
       ctx.name(s.as, { kind: 'vm', vm });
-      return vm.fd;
+      return { fd: vm.fd };
     }
     case 'check_extension': {
       const cap = capNumber(s.cap);
@@ -209,7 +209,7 @@ function execute(ctx: Context, s: Step): unknown {
     case 'create_guest_memfd': {
       const g = ctx.vm(s.vm).createGuestMemfd({ size: u64(s.size), flags: gmemFlags(s.flags), reserved: (s.reserved ?? []).map(u64) });
       if (s.as) ctx.name(s.as, { kind: 'fd', fd: g.fd, close: () => g.close() });
-      return g.fd;
+      return { fd: g.fd };
     }
     case 'set_user_memory_region2': {
       const fd = s.guest_memfd === undefined ? 0 : ctx.fd(s.guest_memfd, 'guest_memfd');
@@ -276,7 +276,7 @@ function execute(ctx: Context, s: Step): unknown {
     case 'memfd_create': {
       const fd = f.memfdCreate(s.name ?? s.as);
       ctx.name(s.as, { kind: 'fd', fd });
-      return fd;
+      return { fd };
     }
     case 'read':
       return f.read(ctx.fd(s.fd), Number(int(s.length)));
@@ -299,7 +299,7 @@ function execute(ctx: Context, s: Step): unknown {
     case 'dup': {
       const fd = f.dup(ctx.fd(s.fd));
       if (s.as) ctx.name(s.as, { kind: 'fd', fd });
-      return fd;
+      return { fd };
     }
     case 'close': {
       // Close through the owning object where there is one, so the backend's ownership stays true.
@@ -350,6 +350,7 @@ function describe(o: Outcome): string {
     const st = v as unknown as { size: bigint; blocks: bigint };
     return `fstat size ${st.size} blocks ${st.blocks}`;
   }
+  if (typeof v === 'object' && v !== null && 'fd' in v) return `ok fd ${(v as { fd: number }).fd}`;
   if (typeof v === 'object' && v !== null && 'mempolicy' in v) {
     const p = (v as { mempolicy: { mode: number; nodemask: bigint } }).mempolicy;
     return `policy mode ${p.mode} nodes ${hex(p.nodemask)}`;
@@ -402,7 +403,7 @@ function judge(s: Step, o: Outcome): string | undefined {
     if (got.join() !== e.nodes.join()) return `expected page nodes [${e.nodes.join(', ')}], got [${got.join(', ')}]`;
   }
   if (e.result !== undefined) {
-    const r = typeof v === 'object' && v !== null && 'ret' in v ? (v as { ret: number }).ret : v;
+    const r = typeof v === 'object' && v !== null && 'ret' in v ? (v as { ret: number }).ret : typeof v === 'object' && v !== null && 'fd' in v ? (v as { fd: number }).fd : v;
     if (typeof r !== 'number' && typeof r !== 'bigint') return 'this op returns no value to compare with "result"';
     if (!eq(r, e.result)) return `expected result ${String(e.result)}, got ${r}`;
   }
@@ -472,6 +473,48 @@ function judge(s: Step, o: Outcome): string | undefined {
 }
 
 /** Run one scenario from start to end (or to its first failed step) on a fresh KVM of `backend`. */
+/**
+ * One backend's side of a scenario: a KVM, the first VM (named `vm`), and every object the steps
+ * named. The differential tester drives two sessions with the same steps.
+ */
+export class Session {
+  readonly ctx: Context;
+  constructor(
+    readonly kvm: Kvm,
+    vmType: VmType = 'default',
+  ) {
+    this.ctx = new Context(kvm);
+    this.ctx.name('vm', { kind: 'vm', vm: kvm.createVm(vmType) });
+  }
+
+  /** Execute a step; the kernel's answer is the outcome. A ScenarioError (a bad step) propagates. */
+  step(s: Step): { outcome: Outcome; got: string } {
+    let outcome: Outcome;
+    try {
+      outcome = { kind: 'ok', value: execute(this.ctx, s) };
+    } catch (err) {
+      if (err instanceof KvmError) outcome = { kind: 'errno', errno: err.errno, message: err.message, data: err.data };
+      else if (err instanceof HostFault) outcome = { kind: 'fault', fault: err };
+      else throw err;
+    }
+    return { outcome, got: describe(outcome) };
+  }
+
+  /** The live mappings the steps named, for state comparisons. */
+  mappings(): [string, HostMapping][] {
+    return [...this.ctx.objs].flatMap(([n, o]) => (o.kind === 'map' ? [[n, o.map] as [string, HostMapping]] : []));
+  }
+
+  /** The fds the steps named (guest_memfds, memfds, dups). */
+  fds(): [string, number][] {
+    return [...this.ctx.objs].flatMap(([n, o]) => (o.kind === 'fd' ? [[n, o.fd] as [string, number]] : []));
+  }
+}
+
+export { judge };
+export type { Outcome };
+
+/** Run one scenario from start to end (or to its first failed step) on a fresh KVM of `backend`. */
 export function runScenario(sc: Scenario, file: string, backend: Backend, kernelOverride?: string): ScenarioResult {
   const kernel = kernelOverride ?? sc.kernel;
   const base = { name: sc.name, file, backend: backend.name, kernel: kernel ?? 'default', steps: [] as StepResult[] };
@@ -484,26 +527,21 @@ export function runScenario(sc: Scenario, file: string, backend: Backend, kernel
       const why = unmetRequirement(kvm, req, backend.numaNodes);
       if (why) return { ...base, status: 'skipped', reason: `requires ${req}: ${why}` };
     }
-    const ctx = new Context(kvm);
-    ctx.name('vm', { kind: 'vm', vm: kvm.createVm(sc.vm?.type ?? 'default') });
+    const session = new Session(kvm, sc.vm?.type ?? 'default');
     for (let i = 0; i < sc.steps.length; i++) {
       const s = sc.steps[i] as Step;
-      let outcome: Outcome;
+      let r: { outcome: Outcome; got: string };
       try {
-        outcome = { kind: 'ok', value: execute(ctx, s) };
+        r = session.step(s);
       } catch (err) {
-        if (err instanceof KvmError) outcome = { kind: 'errno', errno: err.errno, message: err.message, data: err.data };
-        else if (err instanceof HostFault) outcome = { kind: 'fault', fault: err };
-        else if (err instanceof ScenarioError) {
-          base.steps.push({ index: i, op: s.op, status: 'failed', got: 'bad step', reason: err.message });
-          return { ...base, status: 'failed', reason: `steps[${i}].${err.message}` };
-        } else throw err;
+        if (!(err instanceof ScenarioError)) throw err;
+        base.steps.push({ index: i, op: s.op, status: 'failed', got: 'bad step', reason: err.message });
+        return { ...base, status: 'failed', reason: `steps[${i}].${err.message}` };
       }
-      const got = describe(outcome);
-      let reason = judge(s, outcome);
+      let reason = judge(s, r.outcome);
       const broken = backend.check?.(kvm) ?? [];
       if (!reason && broken.length) reason = `invariant broken: ${broken.join('; ')}`;
-      base.steps.push({ index: i, op: s.op, status: reason ? 'failed' : 'passed', got, ...(reason && { reason }) });
+      base.steps.push({ index: i, op: s.op, status: reason ? 'failed' : 'passed', got: r.got, ...(reason && { reason }) });
       if (reason) return { ...base, status: 'failed', reason: `steps[${i}] (${s.op}): ${reason}` };
     }
     return { ...base, status: 'passed' };
