@@ -5,6 +5,7 @@ import { PROFILE_NAMES } from '../model/index.js';
 import { modelBackend, ScenarioError } from '../scenario/index.js';
 import { capsReport } from './caps.js';
 import { runDemo } from './demo.js';
+import { runDiff } from './diff.js';
 import { kvmBackend } from './kvm-backend.js';
 import { runFiles, UserError } from './run.js';
 
@@ -57,6 +58,50 @@ program
   .action((o: { kernel: string }) => {
     process.exitCode = runDemo(o.kernel, out);
   });
+
+program
+  .command('diff')
+  .description('hold the model against the live kernel with random operation sequences (fast-check)')
+  .option('--runs <n>', 'sequences to run', parseIntArg, 100)
+  .option('--seed <n>', 'random seed (printed, to replay)', parseIntArg)
+  .option('--steps <n>', 'most commands per sequence', parseIntArg, 30)
+  .option('--path <p>', "replay one sequence: fast-check's path from a report (with --seed)")
+  .option('--replay <file>', 'replay a counterexample scenario file on both sides')
+  .option('--self-test', 'find the planted bugs in broken model variants; exit 0 only if all are found')
+  .addOption(new Option('--reference <backend>', 'what the model is held against').choices(['kvm', 'model']).default('kvm'))
+  .addOption(new Option('--vm-type <type>', 'VM type of each sequence').choices(['default', 'sw_protected']).default('default'))
+  .addOption(profileOption())
+  .option('--json', 'print the result as JSON')
+  .action(
+    async (o: {
+      runs: number;
+      seed?: number;
+      steps: number;
+      path?: string;
+      replay?: string;
+      selfTest?: boolean;
+      reference: 'kvm' | 'model';
+      vmType: 'default' | 'sw_protected';
+      kernel?: string;
+      json?: boolean;
+    }) => {
+      process.exitCode = await runDiff(
+        {
+          runs: o.runs,
+          steps: o.steps,
+          json: !!o.json,
+          selfTest: !!o.selfTest,
+          reference: o.reference,
+          vmType: o.vmType,
+          ...(o.seed !== undefined && { seed: o.seed }),
+          ...(o.path && { path: o.path }),
+          ...(o.replay && { replay: o.replay }),
+          ...(o.kernel && { kernel: o.kernel }),
+        },
+        out,
+      );
+    },
+  );
 
 export function parseIntArg(v: string): number {
   const n = Number(v);

@@ -18,6 +18,7 @@ import { type FaultResult, type FMode, fail, type MmapBacking, ModelFile, type S
 import type { HostMm } from './host.js';
 import { DEFAULT_POLICY, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
 import type { Memslot } from './memslots.js';
+import type { PlantedBug } from './profiles.js';
 import { RangeMap } from './range-map.js';
 import type { KvmVm } from './vm.js';
 
@@ -115,6 +116,10 @@ export class GmemFile extends ModelFile {
     inode.files.add(this);
   }
 
+  private bug(b: PlantedBug): boolean {
+    return this.vm.profile.plantedBugs?.has(b) ?? false;
+  }
+
   get isReleased(): boolean {
     return this.released;
   }
@@ -132,9 +137,12 @@ export class GmemFile extends ModelFile {
   override fallocate(mode: number, offset: bigint, len: bigint): void {
     const op = 'fallocate';
     // kvm_gmem_fallocate: KEEP_SIZE is mandatory, only PUNCH_HOLE may join it, ranges page aligned
+    const aligned = offset % PAGE_SIZE_N === 0n && len % PAGE_SIZE_N === 0n;
+    // planted bug (self-test only): the alignment check moved ahead of the mode checks
+    if (this.bug('fallocate-check-order') && !aligned) fail(op, 'EINVAL', 'planted bug: alignment checked first');
     if (!(mode & FALLOC_FL_KEEP_SIZE)) fail(op, 'EOPNOTSUPP', 'kvm_gmem_fallocate: FALLOC_FL_KEEP_SIZE is required');
     if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) fail(op, 'EOPNOTSUPP', 'kvm_gmem_fallocate: only KEEP_SIZE|PUNCH_HOLE');
-    if (offset % PAGE_SIZE_N !== 0n || len % PAGE_SIZE_N !== 0n) fail(op, 'EINVAL', 'kvm_gmem_fallocate: offset and len must be page aligned');
+    if (!aligned) fail(op, 'EINVAL', 'kvm_gmem_fallocate: offset and len must be page aligned');
     if (mode & FALLOC_FL_PUNCH_HOLE) this.punchHole(offset, len);
     else this.allocate(offset, len);
   }
@@ -153,7 +161,8 @@ export class GmemFile extends ModelFile {
   private punchHole(offset: bigint, len: bigint): void {
     const start = Number(offset / PAGE_SIZE_N);
     const end = Number((offset + len) / PAGE_SIZE_N);
-    const files = [...this.inode.files];
+    // planted bug (self-test only): truncate without telling KVM, leaving its mappings stale
+    const files = this.bug('punch-without-invalidation') ? [] : [...this.inode.files];
     const begun = files.map((f) => f.invalidateBegin(start, end));
     this.inode.truncate(start, Math.min(end, Math.max(start, this.inode.npages)));
     files.forEach((f, i) => {
@@ -200,7 +209,7 @@ export class GmemFile extends ModelFile {
     }
     const start = Number(offset / PAGE_SIZE_N);
     const end = start + slot.npages;
-    if (this.bindings.some((b) => b.start < end && start < b.end)) {
+    if (!this.bug('bind-without-overlap-check') && this.bindings.some((b) => b.start < end && start < b.end)) {
       fail(op, overlapErrno, 'kvm_gmem_bind: file range already bound to another memslot');
     }
     this.bindings.push({ start, end, slot });
@@ -235,7 +244,8 @@ export class GmemFile extends ModelFile {
 
   /** kvm_gmem_mmap (6.18): needs GUEST_MEMFD_FLAG_MMAP, and a shared mapping. */
   override mmap(shared: boolean): MmapBacking {
-    if (!this.inode.supportsMmap()) fail('mmap', 'ENODEV', 'kvm_gmem_mmap: guest_memfd created without GUEST_MEMFD_FLAG_MMAP');
+    if (!this.inode.supportsMmap() && !this.bug('mmap-without-mmap-flag'))
+      fail('mmap', 'ENODEV', 'kvm_gmem_mmap: guest_memfd created without GUEST_MEMFD_FLAG_MMAP');
     if (!shared) fail('mmap', 'EINVAL', 'kvm_gmem_mmap: only MAP_SHARED mappings');
     const inode = this.inode;
     return {

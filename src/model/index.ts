@@ -7,7 +7,7 @@ import { DEFAULT_PROFILE, getProfile, type KernelProfile } from './profiles.js';
 
 export { checkInvariants } from './invariants.js';
 export { ModelKvm } from './kvm.js';
-export { DEFAULT_PROFILE, getProfile, hostProfile, type KernelProfile, PROFILE_NAMES, PROFILES, type ProbedCaps } from './profiles.js';
+export { DEFAULT_PROFILE, getProfile, hostProfile, type KernelProfile, type PlantedBug, PROFILE_NAMES, PROFILES, type ProbedCaps } from './profiles.js';
 export { RangeMap } from './range-map.js';
 
 export interface ModelOptions {

@@ -5,6 +5,8 @@
 import { CAP, GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, VM_TYPE, type VmType } from '../uapi/constants.js';
 import type { ErrnoName } from '../uapi/errno.js';
 
+export type PlantedBug = 'punch-without-invalidation' | 'bind-without-overlap-check' | 'fallocate-check-order' | 'mmap-without-mmap-flag';
+
 export interface KernelProfile {
   readonly name: string;
   /** uname-style version this profile follows, for reports */
@@ -32,6 +34,11 @@ export interface KernelProfile {
   readonly gmemOnlySlots: boolean;
   /** guest_memfd inodes carry a shared NUMA policy (vm_ops set_policy/get_policy; after 6.18) */
   readonly gmemMempolicy: boolean;
+  /**
+   * Bugs planted on purpose, for the differential tester's self-test (src/diff/mutants.ts): each
+   * names the rule it breaks. Real profiles have none.
+   */
+  readonly plantedBugs?: ReadonlySet<PlantedBug>;
   /** Capabilities read from a live kernel, used verbatim by KVM_CHECK_EXTENSION ('host' profile). */
   readonly capsOverride?: Readonly<Record<number, number>>;
 }

@@ -403,7 +403,12 @@ function judge(s: Step, o: Outcome): string | undefined {
     if (got.join() !== e.nodes.join()) return `expected page nodes [${e.nodes.join(', ')}], got [${got.join(', ')}]`;
   }
   if (e.result !== undefined) {
-    const r = typeof v === 'object' && v !== null && 'ret' in v ? (v as { ret: number }).ret : typeof v === 'object' && v !== null && 'fd' in v ? (v as { fd: number }).fd : v;
+    const r =
+      typeof v === 'object' && v !== null && 'ret' in v
+        ? (v as { ret: number }).ret
+        : typeof v === 'object' && v !== null && 'fd' in v
+          ? (v as { fd: number }).fd
+          : v;
     if (typeof r !== 'number' && typeof r !== 'bigint') return 'this op returns no value to compare with "result"';
     if (!eq(r, e.result)) return `expected result ${String(e.result)}, got ${r}`;
   }
@@ -505,14 +510,35 @@ export class Session {
     return [...this.ctx.objs].flatMap(([n, o]) => (o.kind === 'map' ? [[n, o.map] as [string, HostMapping]] : []));
   }
 
+  /**
+   * Release everything the steps made (mappings, vCPUs, named fds, VMs), then /dev/kvm, so that a
+   * long campaign on the real kernel ends with the fd and mapping counts it started with.
+   */
+  close(): void {
+    const quietly = (f: () => void) => {
+      try {
+        f();
+      } catch (e) {
+        if (!(e instanceof KvmError)) throw e;
+      }
+    };
+    for (const o of this.ctx.objs.values()) if (o.kind === 'map') o.map.unmap();
+    for (const m of this.ctx.vcpus.values()) for (const v of m.values()) quietly(() => v.close());
+    for (const o of this.ctx.objs.values()) {
+      if (o.kind === 'fd') quietly(() => (o.close ? o.close() : this.kvm.files.close(o.fd)));
+      else if (o.kind === 'vm') quietly(() => o.vm.close());
+    }
+    quietly(() => this.kvm.close());
+  }
+
   /** The fds the steps named (guest_memfds, memfds, dups). */
   fds(): [string, number][] {
     return [...this.ctx.objs].flatMap(([n, o]) => (o.kind === 'fd' ? [[n, o.fd] as [string, number]] : []));
   }
 }
 
-export { judge };
 export type { Outcome };
+export { judge };
 
 /** Run one scenario from start to end (or to its first failed step) on a fresh KVM of `backend`. */
 export function runScenario(sc: Scenario, file: string, backend: Backend, kernelOverride?: string): ScenarioResult {
@@ -522,12 +548,22 @@ export function runScenario(sc: Scenario, file: string, backend: Backend, kernel
   if ('skip' in opened) return { ...base, status: 'skipped', reason: opened.skip };
   const { kvm } = opened;
   base.kernel = opened.profile;
-  try {
-    for (const req of sc.requires ?? []) {
-      const why = unmetRequirement(kvm, req, backend.numaNodes);
-      if (why) return { ...base, status: 'skipped', reason: `requires ${req}: ${why}` };
+  for (const req of sc.requires ?? []) {
+    const why = unmetRequirement(kvm, req, backend.numaNodes);
+    if (why) {
+      kvm.close();
+      return { ...base, status: 'skipped', reason: `requires ${req}: ${why}` };
     }
-    const session = new Session(kvm, sc.vm?.type ?? 'default');
+  }
+  let session: Session;
+  try {
+    session = new Session(kvm, sc.vm?.type ?? 'default');
+  } catch (e) {
+    kvm.close();
+    if (e instanceof KvmError) return { ...base, status: 'failed', reason: `creating the scenario's VM: ${e.message}` };
+    throw e;
+  }
+  try {
     for (let i = 0; i < sc.steps.length; i++) {
       const s = sc.steps[i] as Step;
       let r: { outcome: Outcome; got: string };
@@ -546,6 +582,6 @@ export function runScenario(sc: Scenario, file: string, backend: Backend, kernel
     }
     return { ...base, status: 'passed' };
   } finally {
-    kvm.close();
+    session.close();
   }
 }

@@ -1,0 +1,112 @@
+/**
+ * A campaign: random command sequences (fast-check model-based testing), each run in lockstep on a
+ * reference and a candidate backend. The first divergence is shrunk to a minimal sequence and
+ * returned as scenario steps with the seed and path that replay it.
+ */
+import fc from 'fast-check';
+import type { Kvm, VmType } from '../api.js';
+import { Session, type Step } from '../scenario/index.js';
+import { commandArbitraries, type DiffModel } from './commands.js';
+import { Divergence, Pair } from './pair.js';
+
+export interface Side {
+  readonly name: string;
+  /** a fresh KVM for one sequence */
+  open(): Kvm;
+}
+
+export interface CampaignOptions {
+  reference: Side;
+  candidate: Side;
+  runs: number;
+  seed: number;
+  /** most commands per sequence */
+  steps: number;
+  vmType?: VmType;
+  /** include KVM_SET_MEMORY_ATTRIBUTES commands */
+  attributes?: boolean;
+  /** replay one sequence: fast-check's path from an earlier report */
+  path?: string;
+  onSequence?: (done: number, steps: number) => void;
+}
+
+export interface CampaignResult {
+  sequences: number;
+  steps: number;
+  ms: number;
+  seed: number;
+  divergence?: {
+    message: string;
+    path: string;
+    /** the shrunk counterexample, as scenario steps */
+    steps: Step[];
+    shrinks: number;
+  };
+}
+
+const emptyModel = (): DiffModel => ({ gmems: [], maps: [], fds: [], vcpuLoaded: false, counter: 0 });
+
+export function runCampaign(o: CampaignOptions): CampaignResult {
+  const t0 = Date.now();
+  let sequences = 0;
+  let steps = 0;
+  const arbs = commandArbitraries({ attributes: o.attributes ?? false });
+  const prop = fc.property(fc.commands(arbs, { maxCommands: o.steps, size: 'max' }), (cmds) => {
+    const a = new Session(o.reference.open(), o.vmType ?? 'default');
+    const b = new Session(o.candidate.open(), o.vmType ?? 'default');
+    const pair = new Pair(a, b);
+    try {
+      fc.modelRun(() => ({ model: emptyModel(), real: pair }), cmds);
+    } finally {
+      steps += pair.steps;
+      sequences++;
+      a.close();
+      b.close();
+      o.onSequence?.(sequences, steps);
+    }
+  });
+  const details = fc.check(prop, { seed: o.seed, numRuns: o.runs, ...(o.path !== undefined && { path: o.path }) });
+  const result: CampaignResult = { sequences, steps, ms: Date.now() - t0, seed: o.seed };
+  if (details.failed) {
+    const err = details.errorInstance;
+    if (!(err instanceof Divergence)) throw err;
+    const cmds = details.counterexample?.[0] as Iterable<fc.Command<DiffModel, Pair>> | undefined;
+    const shrunk: Step[] = [];
+    for (const c of cmds ?? []) {
+      const text = c.toString();
+      if (text) shrunk.push(...(JSON.parse(`[${text}]`) as Step[]));
+    }
+    result.divergence = { message: err.message, path: details.counterexamplePath ?? '', steps: shrunk, shrinks: details.numShrinks };
+  }
+  return result;
+}
+
+/** A counterexample as a scenario file that `guestmem run` and `guestmem diff --replay` accept. */
+export function counterexampleScenario(r: CampaignResult, kernel: string, vmType: VmType): Record<string, unknown> {
+  const d = r.divergence;
+  return {
+    name: `diff counterexample (seed ${r.seed}, path ${d?.path ?? ''})`,
+    description: `Found by guestmem diff: ${d?.message ?? ''}. Replay: guestmem diff --seed ${r.seed} --path ${d?.path ?? ''}, or guestmem diff --replay THIS_FILE.`,
+    kernel,
+    vm: { type: vmType },
+    steps: d?.steps ?? [],
+  };
+}
+
+/** Replay a scenario's steps on both sides in lockstep; the first divergence, or undefined. */
+export function replay(stepsIn: readonly Step[], reference: Side, candidate: Side, vmType: VmType = 'default'): Divergence | undefined {
+  const a = new Session(reference.open(), vmType);
+  const b = new Session(candidate.open(), vmType);
+  const pair = new Pair(a, b);
+  const m = emptyModel();
+  try {
+    for (const s of stepsIn) pair.apply({ ...s, expect: undefined } as Step, m);
+    return undefined;
+  } catch (e) {
+    if (e instanceof Divergence) return e;
+    throw e;
+  } finally {
+    a.close();
+    b.close();
+  }
+}

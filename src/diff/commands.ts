@@ -1,0 +1,276 @@
+/**
+ * The differential tester's commands: each is one scenario step (its toString() is that step, so a
+ * shrunk counterexample pastes back as a scenario file), run on both backends and compared.
+ * Arguments are drawn to hit the kernel's boundaries: unaligned values, 0, 2^63, 2^64-1, sizes just
+ * past the file end, fds of the wrong kind, closed fds, overlapping ranges.
+ */
+import fc from 'fast-check';
+import type { Step } from '../scenario/index.js';
+import type { Pair } from './pair.js';
+
+/** What the generator knows: names bound so far (on both sides), to aim references at live objects. */
+export interface DiffModel {
+  gmems: string[];
+  maps: string[];
+  fds: string[];
+  vcpuLoaded: boolean;
+  counter: number;
+}
+
+/** One command = one scenario step, or a few (a setup macro). */
+export class StepCommand implements fc.Command<DiffModel, Pair> {
+  private steps: Step[] | undefined;
+  constructor(readonly make: (m: Readonly<DiffModel>) => Step | Step[]) {}
+
+  check(): boolean {
+    return true;
+  }
+
+  run(m: DiffModel, p: Pair): void {
+    // The steps are fixed the first time they run, so replays and the printed counterexample agree.
+    if (!this.steps) {
+      const made = this.make(m);
+      this.steps = Array.isArray(made) ? made : [made];
+    }
+    for (const s of this.steps) p.apply(s, m);
+  }
+
+  /** The steps as scenario JSON, comma-separated (a counterexample is `[` + these + `]`). */
+  toString(): string {
+    return this.steps ? this.steps.map((s) => JSON.stringify(s)).join(',') : '';
+  }
+}
+
+const PS = 4096;
+const pages = (n: number) => n * PS;
+
+/** Numbers at the kernel's edges, as scenario values (strings above 2^53). */
+const u64Edge = fc.constantFrom<string | number>(0, 1, PS - 1, PS + 1, '0x8000000000000000', '0xffffffffffffffff', '0xfffffffffffff000', '0x7ffffffffffff000');
+const pageCount = (max: number) => fc.integer({ min: 0, max }).map(pages);
+// Most values land in a small window (a few pages) so that commands meet each other's objects:
+// a punch hits the page a guest mapped, a binding overlaps another. The rest are edge values.
+const offset = fc.oneof({ weight: 6, arbitrary: pageCount(4) }, { weight: 1, arbitrary: pageCount(20) }, { weight: 1, arbitrary: u64Edge });
+const size = fc.oneof(
+  { weight: 6, arbitrary: fc.integer({ min: 1, max: 4 }).map(pages) },
+  { weight: 1, arbitrary: fc.integer({ min: 1, max: 16 }).map(pages) },
+  { weight: 1, arbitrary: u64Edge },
+);
+const gmemSize = fc.oneof(
+  { weight: 5, arbitrary: fc.constant(pages(4)) },
+  { weight: 2, arbitrary: fc.constant(pages(16)) },
+  { weight: 1, arbitrary: fc.constant(PS) },
+  { weight: 1, arbitrary: u64Edge },
+);
+
+function pick<T>(xs: readonly T[], i: number): T | undefined {
+  return xs.length ? xs[i % xs.length] : undefined;
+}
+
+/** An fd reference: mostly a live object, sometimes the wrong kind, a closed or a made-up number. */
+const fdRef = fc.tuple(fc.nat(), fc.nat(9)).map(([i, k]) => (m: Readonly<DiffModel>): string | number => {
+  // the newest guest_memfds most of the time: they are the ones bound and mapped
+  if (k < 4) return m.gmems[m.gmems.length - 1 - (i % 2)] ?? m.gmems[0] ?? 9999;
+  if (k < 6) return pick(m.gmems, i) ?? 9999;
+  if (k === 6) return pick(m.fds, i) ?? 'vm';
+  if (k === 7) return 'vm';
+  if (k === 8) return 'kvm';
+  return 9999;
+});
+const mapRef = fc.tuple(fc.nat(), fc.boolean()).map(
+  ([i, newest]) =>
+    (m: Readonly<DiffModel>) =>
+      newest ? m.maps[m.maps.length - 1] : pick(m.maps, i),
+);
+
+type GuestOpIn = NonNullable<Extract<Step, { op: 'run' }>['program']>[number];
+/** A small guest program over the first few pages of GPA space: often a write and a read-back. */
+const guestProgram: fc.Arbitrary<GuestOpIn[]> = fc.oneof(
+  // a sweep that reads every page: whatever KVM still maps, stale or not, shows up here
+  fc.constant(Array.from({ length: 8 }, (_, i) => ({ read: pages(i) + 8, width: 8 as const }))),
+  fc.record({ page: fc.nat(7), value: fc.integer({ min: 1, max: 255 }) }).map(({ page, value }) => [
+    { write: pages(page) + 8, width: 1 as const, value },
+    { read: pages(page) + 8, width: 1 as const },
+  ]),
+  fc.array(
+    fc.oneof(
+      fc.record({ read: pageCount(7).map((g) => g + 8), width: fc.constantFrom(1 as const, 4 as const, 8 as const) }),
+      fc.record({ write: pageCount(7).map((g) => g + 8), width: fc.constantFrom(1 as const, 8 as const), value: fc.integer({ min: 0, max: 255 }) }),
+    ),
+    { minLength: 1, maxLength: 3 },
+  ),
+);
+
+export function commandArbitraries(opts: { attributes: boolean }): fc.Arbitrary<fc.Command<DiffModel, Pair>>[] {
+  const cmd = (arb: fc.Arbitrary<(m: Readonly<DiffModel>) => Step | Step[]>) => arb.map((make) => new StepCommand(make));
+  const list: fc.Arbitrary<fc.Command<DiffModel, Pair>>[] = [
+    cmd(
+      fc
+        .record({ size: gmemSize, flags: fc.constantFrom<string | number>(0, 0, 1, 2, 3, 3, 3, 4, '0x8000000000000000') })
+        .map((a) => (m) => ({ op: 'create_guest_memfd', size: a.size, flags: a.flags, as: `g${m.counter}` })),
+    ),
+    cmd(
+      fc
+        .record({ fd: fdRef, mode: fc.constantFrom(0, 1, 1, 3, 3, 3, 3, 2, 7, 0x11, 0x43), offset, length: size })
+        .map((a) => (m) => ({ op: 'fallocate', fd: a.fd(m), mode: a.mode, offset: a.offset, length: a.length })),
+    ),
+    cmd(
+      fc
+        .record({
+          fd: fdRef,
+          offset: pageCount(4),
+          length: fc.integer({ min: 1, max: 20 }).map(pages),
+          prot: fc.constantFrom(3, 1, 7),
+          flags: fc.constantFrom(1, 1, 1, 2, 3),
+        })
+        .map((a) => (m) => ({ op: 'mmap', fd: a.fd(m), offset: a.offset, length: a.length, prot: a.prot, flags: a.flags, as: `m${m.counter}` })),
+    ),
+    cmd(fc.integer({ min: 1, max: 16 }).map((n) => (m) => ({ op: 'mmap_anonymous', length: pages(n), as: `m${m.counter}` }))),
+    cmd(
+      fc.record({ map: mapRef, offset: fc.integer({ min: 0, max: 20 * PS - 8 }), byte: fc.nat(255), len: fc.constantFrom(1, 8, PS) }).map((a) => (m) => {
+        const map = a.map(m);
+        return map ? { op: 'host_write', map, offset: a.offset, fill: a.byte, length: a.len } : { op: 'fstat', fd: 'vm' };
+      }),
+    ),
+    cmd(
+      fc.record({ map: mapRef, offset: fc.integer({ min: 0, max: 20 * PS - 8 }), len: fc.constantFrom(1, 8) }).map((a) => (m) => {
+        const map = a.map(m);
+        return map ? { op: 'host_read', map, offset: a.offset, length: a.len } : { op: 'fstat', fd: 'kvm' };
+      }),
+    ),
+    cmd(mapRef.map((r) => (m) => (r(m) ? { op: 'munmap', map: r(m) as string } : { op: 'fstat', fd: 'vm' }))),
+    cmd(
+      fc
+        .record({
+          slot: fc.constantFrom(0, 0, 1, 2, 0x10000, 32766),
+          gmem: fc.boolean(),
+          flags: fc.constantFrom(0, 0, 0, 1, 2, 8),
+          gpa: fc.constantFrom<string | number>(0, 0, 0, pages(4), pages(4), pages(8), pages(2), 1, '0xfffffffffffff000'),
+          size: fc.constantFrom<string | number>(pages(4), pages(4), pages(4), pages(2), pages(8), 0, 1),
+          uaddr: fc.oneof({ weight: 3, arbitrary: mapRef }, { weight: 1, arbitrary: fc.constant(() => undefined) }),
+          fd: fdRef,
+          off: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: pageCount(4) }, { weight: 1, arbitrary: u64Edge }),
+        })
+        .map((a) => (m) => ({
+          op: 'set_user_memory_region2',
+          slot: a.slot,
+          flags: a.flags | (a.gmem ? 4 : 0),
+          guest_phys_addr: a.gpa,
+          memory_size: a.size,
+          ...(a.uaddr(m) !== undefined && { userspace_addr: a.uaddr(m) as string }),
+          guest_memfd: a.gmem ? a.fd(m) : 0,
+          guest_memfd_offset: a.off,
+        })),
+    ),
+    cmd(
+      fc
+        .record({
+          slot: fc.constantFrom(0, 1, 3),
+          flags: fc.constantFrom(0, 1, 4),
+          gpa: fc.constantFrom(0, pages(16)),
+          size: fc.constantFrom(0, pages(4)),
+          uaddr: mapRef,
+        })
+        .map((a) => (m) => ({
+          op: 'set_user_memory_region',
+          slot: a.slot,
+          flags: a.flags,
+          guest_phys_addr: a.gpa,
+          memory_size: a.size,
+          ...(a.uaddr(m) && { userspace_addr: a.uaddr(m) as string }),
+        })),
+    ),
+    cmd(
+      fc.record({ fd: fdRef, which: fc.constantFrom('read', 'write', 'pread', 'pwrite', 'lseek', 'ftruncate', 'fstat') }).map((a) => (m) => {
+        const fd = a.fd(m);
+        switch (a.which) {
+          case 'read':
+            return { op: 'read', fd, length: 64 };
+          case 'write':
+            return { op: 'write', fd, fill: 1, length: 64 };
+          case 'pread':
+            return { op: 'pread', fd, length: 64, offset: 0 };
+          case 'pwrite':
+            return { op: 'pwrite', fd, fill: 1, length: 64, offset: 0 };
+          case 'lseek':
+            return { op: 'lseek', fd, offset: 0, whence: 'set' };
+          case 'ftruncate':
+            return { op: 'ftruncate', fd, size: PS };
+          default:
+            return { op: 'fstat', fd };
+        }
+      }),
+    ),
+    cmd(fdRef.map((r) => (m) => ({ op: 'dup', fd: r(m), as: `d${m.counter}` }))),
+    cmd(
+      fdRef.map((r) => (m) => {
+        const fd = r(m);
+        // Closing the VM or /dev/kvm ends the useful part of a sequence; keep it rare.
+        return fd === 'vm' || fd === 'kvm' ? { op: 'fstat', fd } : { op: 'close', fd };
+      }),
+    ),
+    cmd(
+      fc
+        .constantFrom('KVM_CAP_GUEST_MEMFD', 'KVM_CAP_GUEST_MEMFD_FLAGS', 'KVM_CAP_USER_MEMORY2', 'KVM_CAP_VM_TYPES')
+        .map((cap) => () => ({ op: 'check_extension', cap, scope: 'vm' })),
+    ),
+    cmd(guestProgram.map((ops) => () => ({ op: 'run', vcpu: 0, program: [...ops, 'hlt'] }))),
+  ];
+  // A VM's memory the way VMMs set it up: a guest_memfd, host memory at userspace_addr (an mmap of
+  // the same guest_memfd, QEMU's way, or anonymous memory), and a slot binding both.
+  const setup = cmd(
+    fc
+      .record({
+        flags: fc.constantFrom(3, 3, 1, 0),
+        qemuWay: fc.constantFrom(true, false, false),
+        slot: fc.nat(3),
+        gpa: fc.constantFrom(0, 0, pages(4), pages(8)),
+        npages: fc.constantFrom(4, 4, 2),
+        off: fc.constantFrom(0, 0, pages(2)),
+      })
+      .map((a) => (m): Step[] => {
+        const g = `g${m.counter}`;
+        const map = `m${m.counter}`;
+        const size = pages(a.npages);
+        return [
+          { op: 'create_guest_memfd', size: pages(4) + a.off, flags: a.flags, as: g },
+          a.qemuWay && a.flags & 1
+            ? { op: 'mmap', fd: g, offset: 0, length: size + a.off, prot: 3, flags: 1, as: map }
+            : { op: 'mmap_anonymous', length: size, as: map },
+          {
+            op: 'set_user_memory_region2',
+            slot: a.slot,
+            flags: 4,
+            guest_phys_addr: a.gpa,
+            memory_size: size,
+            userspace_addr: map,
+            guest_memfd: g,
+            guest_memfd_offset: a.off,
+          },
+        ];
+      }),
+  );
+  // a punch aimed at the newest guest_memfd's first pages: where the guest has just been
+  const punch = cmd(
+    fc.record({ first: fc.nat(3), n: fc.integer({ min: 1, max: 4 }) }).map((a) => (m) => ({
+      op: 'fallocate',
+      fd: m.gmems[m.gmems.length - 1] ?? 9999,
+      mode: ['keep_size', 'punch_hole'],
+      offset: pages(a.first),
+      length: pages(a.n),
+    })),
+  );
+  list.push(setup, setup, setup, punch, punch, punch);
+  // fc.commands picks uniformly among arbitraries: repeat the ones that build the interesting states.
+  const [gmem, falloc, mmap, anon, hostW, , , region, , , , , , run] = list as fc.Arbitrary<fc.Command<DiffModel, Pair>>[];
+  list.push(...([gmem, falloc, falloc, falloc, mmap, anon, hostW, region, region, run, run, run] as fc.Arbitrary<fc.Command<DiffModel, Pair>>[]));
+  if (opts.attributes) {
+    list.push(
+      cmd(
+        fc
+          .record({ gpa: offset, size, priv: fc.boolean(), flags: fc.constantFrom(0, 0, 0, 1) })
+          .map((a) => () => ({ op: 'set_memory_attributes', address: a.gpa, size: a.size, attributes: a.priv ? ['private'] : [], flags: a.flags })),
+      ),
+    );
+  }
+  return list;
+}

@@ -1,0 +1,103 @@
+/**
+ * Two sessions driven in lockstep: every step runs on the reference (the live kernel, or the model
+ * in the self-test) and on the candidate (the model), and must have the same outcome and leave the
+ * same observable state: the bytes (or the signal) behind every live mapping, and every named fd's
+ * fstat.
+ */
+import { HostFault, KvmError } from '../api.js';
+import { ScenarioError, type Session, type Step } from '../scenario/index.js';
+import type { DiffModel } from './commands.js';
+import { normalize } from './divergences.js';
+
+export class Divergence extends Error {
+  override readonly name = 'Divergence';
+  constructor(
+    readonly step: Step,
+    readonly what: string,
+    readonly reference: string,
+    readonly candidate: string,
+  ) {
+    super(`${what}: reference ${reference}, model ${candidate} at ${JSON.stringify(step)}`);
+  }
+}
+
+/** A cheap digest of a page's bytes (FNV-1a), to compare mappings without shipping them around. */
+function digest(b: Uint8Array): string {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ (b[i] as number), 0x01000193);
+  return (h >>> 0).toString(16);
+}
+
+export class Pair {
+  steps = 0;
+  constructor(
+    readonly reference: Session,
+    readonly candidate: Session,
+  ) {}
+
+  private static safely(s: Session, step: Step): string {
+    try {
+      return s.step(step).got;
+    } catch (e) {
+      if (e instanceof ScenarioError) return `bad step: ${e.message}`;
+      throw e;
+    }
+  }
+
+  apply(step: Step, m: DiffModel): void {
+    this.steps++;
+    m.counter++;
+    const a = normalize(Pair.safely(this.reference, step));
+    const b = normalize(Pair.safely(this.candidate, step));
+    if (a !== b) throw new Divergence(step, `${step.op} outcome`, a, b);
+    if ('as' in step && step.as && !a.startsWith('bad step') && !/^E[A-Z]/.test(a)) {
+      if (step.op === 'create_guest_memfd') m.gmems.push(step.as);
+      else if (step.op === 'mmap' || step.op === 'mmap_anonymous') m.maps.push(step.as);
+      else m.fds.push(step.as);
+    }
+    if (step.op === 'munmap') m.maps = m.maps.filter((x) => x !== step.map);
+    this.compareState(step);
+  }
+
+  /** Every live mapping page by page, and fstat of every named fd. */
+  private compareState(step: Step): void {
+    const ref = new Map(this.reference.mappings());
+    for (const [name, mb] of this.candidate.mappings()) {
+      const ma = ref.get(name);
+      if (!ma) continue;
+      const pages = Number(mb.length / 4096n);
+      for (let i = 0; i < pages; i++) {
+        const a = Pair.readPage(ma, i);
+        const b = Pair.readPage(mb, i);
+        if (a !== b) throw new Divergence(step, `mapping ${name} page ${i}`, a, b);
+      }
+    }
+    const fdsA = new Map(this.reference.fds());
+    for (const [name, fdB] of this.candidate.fds()) {
+      const fdA = fdsA.get(name);
+      if (fdA === undefined) continue;
+      const a = Pair.stat(this.reference, fdA);
+      const b = Pair.stat(this.candidate, fdB);
+      if (a !== b) throw new Divergence(step, `fstat ${name}`, a, b);
+    }
+  }
+
+  private static readPage(m: { read(off: bigint, len: number): Uint8Array }, i: number): string {
+    try {
+      return digest(m.read(BigInt(i) * 4096n, 4096));
+    } catch (e) {
+      if (e instanceof HostFault) return e.signal;
+      throw e;
+    }
+  }
+
+  private static stat(s: Session, fd: number): string {
+    try {
+      const st = s.kvm.files.fstat(fd);
+      return `size ${st.size} blocks ${st.blocks} mode ${st.mode.toString(8)}`;
+    } catch (e) {
+      if (e instanceof KvmError) return e.errno;
+      throw e;
+    }
+  }
+}
