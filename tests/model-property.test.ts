@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { HostFault, type HostMapping, KvmError, type Vcpu, type Vm } from '../src/api.js';
+import { GmemFile } from '../src/model/guest-memfd.js';
 import type { ModelKvm } from '../src/model/index.js';
 import { checkedKvm, InvariantError } from './support/model.js';
 
@@ -163,6 +164,7 @@ test('the property test can fail: a planted invariant break is caught', () => {
   assert.ok(inner);
   const spte = inner.mmu.sptes.get(0);
   assert.ok(spte && spte.source.kind === 'gmem');
+  assert.ok(spte.source.file instanceof GmemFile);
   spte.source.file.inode.pages.delete(0);
   assert.throws(() => kvm.files.fstat(g.fd), InvariantError);
 });

@@ -17,7 +17,7 @@ import type { ErrnoName } from '../uapi/errno.js';
 import { type FaultResult, type FMode, fail, type MmapBacking, ModelFile, type StatFields } from './file.js';
 import type { HostMm } from './host.js';
 import { DEFAULT_POLICY, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
-import type { Memslot } from './memslots.js';
+import type { Memslot, PrivateFile } from './memslots.js';
 import type { PlantedBug } from './profiles.js';
 import { RangeMap } from './range-map.js';
 import type { KvmVm } from './vm.js';
@@ -96,7 +96,7 @@ interface Binding {
 }
 
 /** One VM's file on a guest_memfd inode (struct gmem_file / kvm_gmem). */
-export class GmemFile extends ModelFile {
+export class GmemFile extends ModelFile implements PrivateFile {
   readonly kind = 'guest_memfd';
   // O_RDWR | O_LARGEFILE, made by alloc_file_pseudo: no FMODE_PREAD/FMODE_LSEEK, no .read/.write
   readonly fmode: FMode = { read: true, write: true, pread: false, lseek: false };
@@ -221,6 +221,10 @@ export class GmemFile extends ModelFile {
   unbind(slot: Memslot): void {
     this.bindings = this.bindings.filter((b) => b.slot !== slot);
     if (slot.gmem) slot.gmem.file = null;
+  }
+
+  peek(index: number): Uint8Array | undefined {
+    return this.inode.pages.get(index);
   }
 
   /** The slot bound at file page `index`, if any (xa_load(&gmem->bindings, index)). */

@@ -28,7 +28,7 @@ export function pageMap(vm: KvmVm, gpa: bigint, npages: number): PageView[] {
     let hostPage = false;
     if (slot) {
       const file = slot.gmem?.file;
-      if (file && slot.gmem) gmemPage = file.inode.pages.has(slot.gmem.pgoff + gfn - slot.baseGfn);
+      if (file && slot.gmem) gmemPage = file.peek(slot.gmem.pgoff + gfn - slot.baseGfn) !== undefined;
       hostPage = vm.mm.peek(slot.userspaceAddr + BigInt(gfn - slot.baseGfn) * PAGE_SIZE_N) !== undefined;
     }
     out.push({ gfn, private: vm.attributes.isPrivate(gfn), gmemPage, hostPage, kvmMapped: vm.mmu.sptes.has(gfn), noSlot: !slot });

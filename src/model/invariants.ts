@@ -30,7 +30,7 @@ export function checkInvariants(kvm: ModelKvm): string[] {
         const { file, index } = s.source;
         if (file.isReleased) problems.push(`${where}: SPTE from a released guest_memfd`);
         else if (slot.gmem?.file !== file) problems.push(`${where}: SPTE from a guest_memfd no longer bound to its slot`);
-        if (file.inode.pages.get(index) !== s.page) problems.push(`${where}: SPTE maps a punched or replaced guest_memfd page (index ${index})`);
+        if (file.peek(index) !== s.page) problems.push(`${where}: SPTE maps a punched or replaced guest_memfd page (index ${index})`);
       } else {
         if (s.private) problems.push(`${where}: private SPTE backed by host memory`);
         const page = mm.peek(s.source.hva);

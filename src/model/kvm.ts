@@ -61,10 +61,19 @@ export class ModelKvm implements Kvm {
     this.dev(op);
     const name = typeof type === 'number' ? VM_TYPE_NAMES.find((n) => VM_TYPE[n] === type) : type;
     if (name === undefined || !this.kernel.vmTypes.includes(name)) fail(op, 'EINVAL', `VM type ${type} not supported by kernel ${this.kernel.name}`);
-    const vm = new KvmVm(name, this.kernel, this.proc.mm);
+    const vm = this.newVm(name);
     const fd = this.proc.fdt.install(new VmFile(this.proc.nextIno(), vm));
     this.vms.push(vm);
-    return new ModelVm(this.proc, fd, name);
+    return this.newVmHandle(fd, name);
+  }
+
+  /** struct kvm for a new VM; another design's model (src/designs/) returns its own subclass. */
+  protected newVm(type: VmType): KvmVm {
+    return new KvmVm(type, this.kernel, this.proc.mm);
+  }
+
+  protected newVmHandle(fd: number, type: VmType): Vm {
+    return new ModelVm(this.proc, fd, type);
   }
 
   mmapAnonymous(length: bigint): HostMapping {

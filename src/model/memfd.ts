@@ -14,13 +14,13 @@ export class MemfdFile extends ModelFile {
   override readonly regular = true;
   readonly pages = new Map<number, Uint8Array>();
   /** shmem's shared NUMA policy (shmem_set_policy) */
-  private readonly policy = new PolicyMap();
+  protected readonly policy = new PolicyMap();
   size = 0n;
 
   constructor(
     ino: bigint,
     readonly name: string,
-    private readonly mm: HostMm,
+    protected readonly mm: HostMm,
   ) {
     super(ino);
   }
@@ -29,7 +29,7 @@ export class MemfdFile extends ModelFile {
     return { mode: 0o100777, size: this.size, blocks: BigInt(this.pages.size * (PAGE_SIZE / 512)) };
   }
 
-  private page(index: number): Uint8Array {
+  protected page(index: number): Uint8Array {
     let p = this.pages.get(index);
     if (!p) {
       p = this.mm.allocPage(nodeFor(this.policy.get(index), index));
@@ -72,7 +72,7 @@ export class MemfdFile extends ModelFile {
   }
 
   /** truncate_inode_pages_range over bytes [start, end): whole pages freed, partial ones zeroed. */
-  private dropRange(start: bigint, end: bigint): void {
+  protected dropRange(start: bigint, end: bigint): void {
     const first = Number((start + PAGE_SIZE_N - 1n) / PAGE_SIZE_N);
     const last = Number(end / PAGE_SIZE_N);
     const head = this.pages.get(Number(start / PAGE_SIZE_N));

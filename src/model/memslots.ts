@@ -14,11 +14,26 @@ import {
   PAGE_SIZE_N,
   U64_MAX,
 } from '../uapi/constants.js';
+import type { ErrnoName } from '../uapi/errno.js';
 import type { ModelFile } from './file.js';
 import { fail } from './file.js';
 import { GmemFile } from './guest-memfd.js';
 import { TASK_SIZE_MAX } from './host.js';
 import type { KvmVm } from './vm.js';
+
+/**
+ * What backs a slot's private side: a guest_memfd file here, or, in another design (src/designs/),
+ * a file bound through another mechanism. The fault path and the invariants only need this much.
+ */
+export interface PrivateFile {
+  readonly isReleased: boolean;
+  /** the page for a guest fault at file page `index`, or the errno KVM_RUN returns */
+  getPfn(slot: Memslot, index: number): { page: Uint8Array } | { errno: ErrnoName };
+  /** the page now at `index`, without allocating (invariants, views) */
+  peek(index: number): Uint8Array | undefined;
+  bindingAt(index: number): Memslot | undefined;
+  unbind(slot: Memslot): void;
+}
 
 export interface Memslot {
   readonly vm: KvmVm;
@@ -29,7 +44,7 @@ export interface Memslot {
   flags: number;
   readonly userspaceAddr: bigint;
   /** slot->gmem: file is NULL once the guest_memfd file was released (kvm_gmem_release) */
-  gmem: { file: GmemFile | null; pgoff: number } | null;
+  gmem: { file: PrivateFile | null; pgoff: number } | null;
   /** KVM_MEMSLOT_GMEM_ONLY (6.18): every guest fault is served from guest_memfd */
   gmemOnly: boolean;
 }
@@ -48,7 +63,7 @@ export interface RegionArgs {
 export class Memslots {
   private readonly slots = new Map<number, Memslot>();
 
-  constructor(private readonly vm: KvmVm) {}
+  constructor(protected readonly vm: KvmVm) {}
 
   private static key(asId: number, id: number): number {
     return asId * 0x10000 + id;
@@ -118,14 +133,7 @@ export class Memslots {
 
     if (change === 'create') {
       const slot: Memslot = { vm: this.vm, id, asId, baseGfn, npages, flags: m.flags, userspaceAddr: m.userspaceAddr, gmem: null, gmemOnly: false };
-      if (gmem) {
-        // kvm_gmem_bind: fget -> EBADF; not a guest_memfd -> EINVAL; then the file's own checks
-        const file = fget(m.guestMemfd);
-        if (!file) fail(op, 'EBADF', `kvm_gmem_bind: fd ${m.guestMemfd} is not open`);
-        if (!(file instanceof GmemFile)) fail(op, 'EINVAL', `kvm_gmem_bind: fd ${m.guestMemfd} is not a guest_memfd`);
-        file.bind(slot, m.guestMemfdOffset, profile.bindOverlapErrno);
-        slot.gmemOnly = profile.gmemOnlySlots && file.inode.supportsMmap();
-      }
+      if (gmem) this.bindPrivate(op, slot, m, fget);
       this.slots.set(Memslots.key(asId, id), slot);
       return;
     }
@@ -139,8 +147,17 @@ export class Memslots {
     slot.flags = m.flags;
   }
 
+  /** kvm_gmem_bind: fget -> EBADF; not a guest_memfd -> EINVAL; then the file's own checks. */
+  protected bindPrivate(op: string, slot: Memslot, m: RegionArgs, fget: (fd: number) => ModelFile | undefined): void {
+    const file = fget(m.guestMemfd);
+    if (!file) fail(op, 'EBADF', `kvm_gmem_bind: fd ${m.guestMemfd} is not open`);
+    if (!(file instanceof GmemFile)) fail(op, 'EINVAL', `kvm_gmem_bind: fd ${m.guestMemfd} is not a guest_memfd`);
+    file.bind(slot, m.guestMemfdOffset, this.vm.profile.bindOverlapErrno);
+    slot.gmemOnly = this.vm.profile.gmemOnlySlots && file.inode.supportsMmap();
+  }
+
   /** check_memory_region_flags */
-  private checkFlags(op: string, flags: number): void {
+  protected checkFlags(op: string, flags: number): void {
     const profile = this.vm.profile;
     let valid = KVM_MEM_LOG_DIRTY_PAGES;
     // 6.18: any VM with CONFIG_KVM_GUEST_MEMFD; before: only VMs with private memory (E2)

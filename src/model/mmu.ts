@@ -4,10 +4,9 @@
  * _range_add / _end, mmu_invalidate_retry_gfn). A fault snapshots mmu_invalidate_seq before it looks
  * up the page and installs the mapping only if no invalidation covering its GFN ran or is running.
  */
-import type { GmemFile } from './guest-memfd.js';
-import type { Memslot } from './memslots.js';
+import type { Memslot, PrivateFile } from './memslots.js';
 
-export type SpteSource = { kind: 'gmem'; file: GmemFile; index: number } | { kind: 'hva'; hva: bigint };
+export type SpteSource = { kind: 'gmem'; file: PrivateFile; index: number } | { kind: 'hva'; hva: bigint };
 
 export interface Spte {
   readonly page: Uint8Array;

@@ -117,13 +117,13 @@ export class VmFile extends ModelFile {
 /** The Vm interface over a VM fd: every call is an ioctl on that fd number, as userspace makes it. */
 export class ModelVm implements Vm {
   constructor(
-    private readonly proc: ModelProcess,
+    protected readonly proc: ModelProcess,
     readonly fd: number,
     readonly type: VmType,
   ) {}
 
   /** fdget + the ioctl landing on a VM file; on any other file a VM ioctl is unknown (ENOTTY). */
-  private kvm(op: string): KvmVm {
+  protected kvm(op: string): KvmVm {
     const f = this.proc.fdt.get(this.fd, op);
     if (!(f instanceof VmFile)) fail(op, 'ENOTTY', `fd ${this.fd} is not a VM`);
     return f.vm;
