@@ -80,7 +80,8 @@ export class GmemInode {
     }
     for (const k of [...this.poisoned]) if (k >= start && k < end) this.poisoned.delete(k);
     this.allocated.set(start, end, 0);
-    this.mm.truncated(this, start, span);
+    // truncate_inode_pages_range: only folios a host PTE maps are unmapped (unmap_mapping_folio)
+    this.mm.truncated(this, start, span, false);
   }
 
   /** Bytes of page data the model holds for this inode. */

@@ -71,14 +71,28 @@ export class HostMm {
     return this.vmas.find((m) => hva >= m.addr && hva < m.addr + m.span);
   }
 
-  /** Every VMA mapping the file whose pages [pgoff, pgoff+n) were truncated: zap their PTEs. */
-  truncated(mappingKey: object, pgoff: number, npages: number): void {
+  /**
+   * File pages [pgoff, pgoff+n) were truncated: zap the host PTEs that map them, and tell KVM.
+   * `wholeRange` is unmap_mapping_range over the range (shmem punch: every VMA's whole span is
+   * invalidated); otherwise truncate_inode_pages_range unmaps only folios that are mapped
+   * (folio_mapped -> unmap_mapping_folio), so the notifier fires per mapped page.
+   */
+  truncated(mappingKey: object, pgoff: number, npages: number, wholeRange: boolean): void {
     for (const m of this.vmas) {
       if (m.backing?.mappingKey !== mappingKey || !m.shared) continue;
       const first = Math.max(pgoff, m.pgoff);
       const last = Math.min(pgoff + npages, m.pgoff + m.pages);
       if (first >= last) continue;
-      this.notify(m.addr + BigInt(first - m.pgoff) * PAGE_SIZE_N, m.addr + BigInt(last - m.pgoff) * PAGE_SIZE_N);
+      const at = (pg: number) => m.addr + BigInt(pg - m.pgoff) * PAGE_SIZE_N;
+      if (wholeRange) {
+        m.dropPtes(first - m.pgoff, last - m.pgoff);
+        this.notify(at(first), at(last));
+        continue;
+      }
+      for (const i of m.mappedIndices(first - m.pgoff, last - m.pgoff)) {
+        m.dropPtes(i, i + 1);
+        this.notify(at(m.pgoff + i), at(m.pgoff + i + 1));
+      }
     }
   }
 
@@ -110,6 +124,8 @@ export class HostMm {
 export class ModelMapping implements HostMapping {
   /** anonymous pages, and private copies of file pages (MAP_PRIVATE COW) */
   private readonly own = new Map<number, Uint8Array>();
+  /** indices whose file page a host PTE maps (folio_mapped), for shared file mappings */
+  private readonly ptes = new Set<number>();
   private unmapped = false;
   /** vma->vm_policy */
   private readonly policy = new PolicyMap();
@@ -139,10 +155,21 @@ export class ModelMapping implements HostMapping {
       return { page };
     }
     const r = this.backing.fault(this.pgoff + index, write && this.shared);
+    if ('page' in r && this.shared) this.ptes.add(index);
     if (!('page' in r) || this.shared || !write) return r;
     const copy = r.page.slice();
     this.own.set(index, copy);
     return { page: copy };
+  }
+
+  /** Indices in [from, to) whose file page a host PTE maps. */
+  mappedIndices(from: number, to: number): number[] {
+    if (to - from <= this.ptes.size) return Array.from({ length: to - from }, (_, k) => from + k).filter((i) => this.ptes.has(i));
+    return [...this.ptes].filter((i) => i >= from && i < to).sort((a, b) => a - b);
+  }
+
+  dropPtes(from: number, to: number): void {
+    for (const i of this.mappedIndices(from, to)) this.ptes.delete(i);
   }
 
   peekPage(index: number): Uint8Array | undefined {
@@ -214,6 +241,7 @@ export class ModelMapping implements HostMapping {
       case MADV.dontneed:
         // zap_page_range: anonymous and COW pages are freed; shared file pages stay in the page cache
         for (let i = first; i < last; i++) this.own.delete(i);
+        this.dropPtes(first, last);
         this.mm.notify(this.addr + offset, this.addr + end);
         return;
       case MADV.remove:

@@ -84,7 +84,8 @@ export class MemfdFile extends ModelFile {
     const tail = this.pages.get(last);
     if (tail && end % PAGE_SIZE_N !== 0n && last >= first) tail.fill(0, 0, Number(end % PAGE_SIZE_N));
     for (const k of [...this.pages.keys()]) if (k >= first && k < last) this.pages.delete(k);
-    if (last > first) this.mm.truncated(this, first, last - first);
+    // shmem_fallocate / shmem_setattr: unmap_mapping_range over the whole range first
+    if (last > first) this.mm.truncated(this, first, last - first, true);
   }
 
   override fallocate(mode: number, offset: bigint, len: bigint): void {

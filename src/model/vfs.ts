@@ -111,8 +111,9 @@ export class Vfs implements FileOps {
     return n;
   }
 
-  pread(fd: number, length: number, offset: bigint): Uint8Array {
-    // ksys_pread64: pos < 0 -> EINVAL before the fd is looked up; !FMODE_PREAD -> ESPIPE
+  pread(fd: number, length: number, pos: bigint): Uint8Array {
+    // ksys_pread64: pos (loff_t) < 0 -> EINVAL before the fd is looked up; !FMODE_PREAD -> ESPIPE
+    const offset = BigInt.asIntN(64, pos);
     if (offset < 0n) fail('pread', 'EINVAL', 'negative offset');
     const f = this.fdt.get(fd, 'pread');
     if (!f.fmode.pread) fail('pread', 'ESPIPE', `${f.kind} is not seekable`);
@@ -121,7 +122,8 @@ export class Vfs implements FileOps {
     return f.read(length, offset);
   }
 
-  pwrite(fd: number, data: Uint8Array, offset: bigint): number {
+  pwrite(fd: number, data: Uint8Array, pos: bigint): number {
+    const offset = BigInt.asIntN(64, pos);
     if (offset < 0n) fail('pwrite', 'EINVAL', 'negative offset');
     const f = this.fdt.get(fd, 'pwrite');
     if (!f.fmode.pread) fail('pwrite', 'ESPIPE', `${f.kind} is not seekable`);
@@ -130,7 +132,8 @@ export class Vfs implements FileOps {
     return f.write(data, offset);
   }
 
-  lseek(fd: number, offset: bigint, whence: number): bigint {
+  lseek(fd: number, offsetIn: bigint, whence: number): bigint {
+    const offset = BigInt.asIntN(64, offsetIn);
     const f = this.fdt.get(fd, 'lseek');
     // ksys_lseek: whence > SEEK_MAX -> EINVAL; vfs_llseek: !FMODE_LSEEK -> ESPIPE
     if (whence < 0 || whence > 4) fail('lseek', 'EINVAL', `whence ${whence}`);
@@ -146,8 +149,9 @@ export class Vfs implements FileOps {
     return pos;
   }
 
-  ftruncate(fd: number, length: bigint): void {
-    // do_sys_ftruncate: length < 0 -> EINVAL; then fdget; !S_ISREG or !FMODE_WRITE -> EINVAL
+  ftruncate(fd: number, lengthIn: bigint): void {
+    // do_sys_ftruncate: length (loff_t) < 0 -> EINVAL; then fdget; !S_ISREG or !FMODE_WRITE -> EINVAL
+    const length = BigInt.asIntN(64, lengthIn);
     if (length < 0n) fail('ftruncate', 'EINVAL', 'negative length');
     const f = this.fdt.get(fd, 'ftruncate');
     if (!f.regular || !f.fmode.write) fail('ftruncate', 'EINVAL', `${f.kind} is not a writable regular file`);
@@ -167,8 +171,11 @@ export class Vfs implements FileOps {
     this.fdt.close(fd);
   }
 
-  fallocate(fd: number, mode: number, offset: bigint, len: bigint): void {
+  fallocate(fd: number, mode: number, offsetIn: bigint, lenIn: bigint): void {
     const op = 'fallocate';
+    // ksys_fallocate(int fd, int mode, loff_t offset, loff_t len): the arguments are signed 64-bit
+    const offset = BigInt.asIntN(64, offsetIn);
+    const len = BigInt.asIntN(64, lenIn);
     const f = this.fdt.get(fd, op);
     // vfs_fallocate, in its order:
     if (offset < 0n || len <= 0n) fail(op, 'EINVAL', 'offset < 0 or len <= 0');

@@ -125,8 +125,11 @@ export class ModelVm implements Vm {
   /** fdget + the ioctl landing on a VM file; on any other file a VM ioctl is unknown (ENOTTY). */
   protected kvm(op: string): KvmVm {
     const f = this.proc.fdt.get(this.fd, op);
-    if (!(f instanceof VmFile)) fail(op, 'ENOTTY', `fd ${this.fd} is not a VM`);
-    return f.vm;
+    if (f instanceof VmFile) return f.vm;
+    // The ioctl lands on whatever file the fd is: kvm_dev_ioctl's and x86 kvm_arch_vcpu_ioctl's
+    // default case is EINVAL; a file with no unlocked_ioctl at all gives ENOTTY.
+    if (f.kind === 'kvm' || f.kind === 'kvm-vcpu') fail(op, 'EINVAL', `fd ${this.fd} is not a VM (${f.kind} ioctl default)`);
+    return fail(op, 'ENOTTY', `fd ${this.fd} is not a VM`);
   }
 
   get vm(): KvmVm {
