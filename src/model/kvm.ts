@@ -51,6 +51,9 @@ export class ModelKvm implements Kvm {
   }
 
   checkExtension(cap: number): number {
+    const f = this.proc.fdt.get(this.fd, 'KVM_CHECK_EXTENSION');
+    // the same ioctl on a VM fd answers for that VM (kvm_vm_ioctl_check_extension_generic)
+    if (f instanceof VmFile) return checkExtension(f.vm.profile, cap, f.vm);
     this.dev('KVM_CHECK_EXTENSION');
     return checkExtension(this.kernel, cap);
   }
@@ -73,7 +76,9 @@ export class ModelKvm implements Kvm {
   }
 
   protected newVmHandle(fd: number, type: VmType): Vm {
-    return new ModelVm(this.proc, fd, type);
+    const h = new ModelVm(this.proc, fd, type);
+    h.profile = this.kernel;
+    return h;
   }
 
   mmapAnonymous(length: bigint): HostMapping {

@@ -137,9 +137,16 @@ export class ModelVm implements Vm {
   }
 
   checkExtension(cap: number): number {
-    const vm = this.kvm('KVM_CHECK_EXTENSION');
+    const op = 'KVM_CHECK_EXTENSION';
+    // KVM_CHECK_EXTENSION is both a system and a VM ioctl: on /dev/kvm it answers for kvm == NULL
+    const f = this.proc.fdt.get(this.fd, op);
+    if (f.kind === 'kvm' && this.profile) return checkExtension(this.profile, cap);
+    const vm = this.kvm(op);
     return checkExtension(vm.profile, cap, vm);
   }
+
+  /** the profile /dev/kvm answers with, for a handle whose fd number now names /dev/kvm */
+  profile: KernelProfile | undefined;
 
   enableCap(cap: number, args: readonly bigint[] = [], flags = 0): number {
     const op = 'KVM_ENABLE_CAP';
