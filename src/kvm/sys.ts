@@ -51,6 +51,11 @@ export function decodeStat(buf: Uint8Array): RawStat {
   };
 }
 
+/** x86-64 syscall numbers (asm/unistd_64.h) for calls glibc does not wrap. */
+const SYS_mbind = 237;
+const SYS_get_mempolicy = 239;
+const SYS_move_pages = 279;
+
 /** int64_t arguments: u64 values from the API boundary keep their bit pattern (2^64-1 -> -1). */
 const i64 = (v: bigint): bigint => BigInt.asIntN(64, v);
 /** size_t / unsigned long arguments. */
@@ -121,11 +126,17 @@ export interface Sys {
   pthreadSigmask(how: number, set: Uint8Array | null, old: Uint8Array | null): number;
   /** timer_create(2); the timer id is written to idOut (8 bytes, glibc timer_t). */
   timerCreate(clock: number, sigevent: Uint8Array, idOut: Uint8Array): number;
-  /** timer_settime(2) with a 32-byte struct itimerspec. */
-  timerSettime(id: bigint, flags: number, spec: Uint8Array): number;
+  /** timer_settime(2) with 32-byte struct itimerspecs; the previous setting is written to `old`. */
+  timerSettime(id: bigint, flags: number, spec: Uint8Array, old: Uint8Array | null): number;
   timerDelete(id: bigint): number;
   /** sigtimedwait(2): consume one pending signal of `set` (128-byte sigset_t); timeout is a timespec. */
   sigtimedwait(set: Uint8Array, timeout: Uint8Array): number;
+  /** mbind(2) (no glibc wrapper: raw syscall); nodemask is a bitmap of maxnode-1 bits, read in place. */
+  mbind(addr: bigint, length: bigint, mode: number, nodemask: Uint8Array, maxnode: number, flags: number): number;
+  /** get_mempolicy(2); mode (4 bytes) and nodemask (maxnode-1 bits) are written in place. */
+  getMempolicy(mode: Uint8Array, nodemask: Uint8Array, maxnode: number, addr: bigint, flags: number): number;
+  /** move_pages(2) on this process: `pages` holds count addresses, `status` gets count ints. */
+  movePages(count: number, pages: Uint8Array, nodes: Uint8Array | null, status: Uint8Array, flags: number): number;
   /**
    * A zero-copy ArrayBuffer over [addr, addr+len) of a live mapping. Valid until that mapping is
    * unmapped; a view used after munmap touches freed address space and can kill the process, so
@@ -187,6 +198,10 @@ function bind(): Sys {
   const timerSettime = f('int timer_settime(intptr_t timerid, int flags, void *nv, void *ov)');
   const timerDelete = f('int timer_delete(intptr_t timerid)');
   const sigtimedwait = f('int sigtimedwait(void *set, void *info, void *timeout)');
+  // The NUMA calls have no glibc wrappers: fixed-arity aliases of syscall(2), one per shape.
+  const mbind = libc.func('syscall', 'long', ['long', 'unsigned long', 'unsigned long', 'unsigned long', 'void *', 'unsigned long', 'unsigned long']) as Fn;
+  const getMempolicy = libc.func('syscall', 'long', ['long', 'void *', 'void *', 'unsigned long', 'unsigned long', 'unsigned long']) as Fn;
+  const movePages = libc.func('syscall', 'long', ['long', 'long', 'unsigned long', 'void *', 'void *', 'void *', 'long']) as Fn;
 
   return {
     koffi,
@@ -216,9 +231,12 @@ function bind(): Sys {
     processVmWritev: (pid, local, lc, remote, rc) => big(pvw(pid, local, lc, remote, rc, 0)),
     pthreadSigmask: (how, set, old) => sigmask(how, set, old),
     timerCreate: (clock, sev, idOut) => timerCreate(clock, sev, idOut),
-    timerSettime: (id, flags, spec) => timerSettime(id, flags, spec, null),
+    timerSettime: (id, flags, spec, old) => timerSettime(id, flags, spec, old),
     timerDelete: (id) => timerDelete(id),
     sigtimedwait: (set, timeout) => sigtimedwait(set, null, timeout),
+    mbind: (addr, length, mode, nodemask, maxnode, flags) => Number(mbind(SYS_mbind, addr, u64(length), mode, nodemask, maxnode, flags)),
+    getMempolicy: (mode, nodemask, maxnode, addr, flags) => Number(getMempolicy(SYS_get_mempolicy, mode, nodemask, maxnode, addr, flags)),
+    movePages: (count, pages, nodes, status, flags) => Number(movePages(SYS_move_pages, 0, count, pages, nodes, status, flags)),
     view: (addr, len) => koffi.view(addr, len),
   };
 }

@@ -6,8 +6,9 @@
  * asm-generic/ioctl.h does, so this file can move into src/uapi/ (structs.ts + ioctls.ts) unchanged
  * in substance; it lives here only because src/uapi/ is owned by another engineer right now.
  */
-import { defineLayout, type FieldSpec, type Layout } from '../uapi/layout.js';
+
 import { KVMIO } from '../uapi/ioctls.js';
+import { defineLayout, type FieldSpec, type Layout } from '../uapi/layout.js';
 
 export const kvm_regs = defineLayout('kvm_regs', 144, {
   rax: { type: 'u64', offset: 0 },

@@ -58,7 +58,12 @@ export function parseOneLine(text: string): SourceEntry[] {
     if (!line) continue;
     const m = /^(deb|deb-src)\s+(?:\[([^\]]*)\]\s+)?(\S+)\s+(\S+)\s*(.*)$/.exec(line);
     if (!m) continue;
-    const opts = new Map((m[2] ?? '').split(/\s+/).filter(Boolean).map((o) => o.split('=') as [string, string]));
+    const opts = new Map(
+      (m[2] ?? '')
+        .split(/\s+/)
+        .filter(Boolean)
+        .map((o) => o.split('=') as [string, string]),
+    );
     const signedBy = opts.get('signed-by');
     out.push({
       types: [m[1]!],
@@ -88,7 +93,8 @@ export function pickMirror(entries: readonly SourceEntry[], keyringExists: (p: s
     if (!e.suites.some((s) => DEBIAN_SUITE.test(s))) continue;
     const uri = e.uris.find((u) => !/security/.test(u));
     if (!uri) continue;
-    const key = e.signedBy && !e.signedBy.includes('\n') && e.signedBy.startsWith('/') ? e.signedBy : keyringExists(DEFAULT_KEYRING) ? DEFAULT_KEYRING : undefined;
+    const key =
+      e.signedBy && !e.signedBy.includes('\n') && e.signedBy.startsWith('/') ? e.signedBy : keyringExists(DEFAULT_KEYRING) ? DEFAULT_KEYRING : undefined;
     return { uri: uri.replace(/\/+$/, ''), ...(key !== undefined && { signedBy: key }) };
   }
   return undefined;

@@ -6,7 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The repository (or installed package) root: dist/src/lab/env.js -> ../../../ */
@@ -116,7 +116,13 @@ export interface StreamResult {
 export function runStreaming(
   cmd: string,
   args: readonly string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs: number; onLine?: (line: string, stream: 'stdout' | 'stderr') => void; log?: (chunk: Buffer) => void },
+  opts: {
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs: number;
+    onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+    log?: (chunk: Buffer) => void;
+  },
 ): Promise<StreamResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -166,6 +172,7 @@ export function runStreaming(
 /** A directory lock (mkdir is atomic) so that two lab runs do not build the same kernel at once. */
 export async function withLock<T>(dir: string, what: string, timeoutMs: number, progress: (s: string) => void, fn: () => Promise<T>): Promise<T> {
   const lock = `${dir}.lock`;
+  ensureDir(dirname(lock));
   const start = Date.now();
   for (;;) {
     try {

@@ -16,7 +16,10 @@ export class Reader {
   /** Throws unless [off, off+len) lies inside the bytes. */
   need(off: number, len: number, what: string): void {
     if (!Number.isSafeInteger(off) || off < 0 || len < 0 || off + len > this.bytes.length) {
-      throw new MeasureError('TRUNCATED', `${what}: needs bytes [0x${hex0(off)}, 0x${hex0(off + len)}) but the image is 0x${this.bytes.length.toString(16)} bytes`);
+      throw new MeasureError(
+        'TRUNCATED',
+        `${what}: needs bytes [0x${hex0(off)}, 0x${hex0(off + len)}) but the image is 0x${this.bytes.length.toString(16)} bytes`,
+      );
     }
   }
   u16(off: number, what: string): number {

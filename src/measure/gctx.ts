@@ -6,7 +6,7 @@
  * CONTENTS is SHA-384 of the page for NORMAL and VMSA pages and zero for the others.
  */
 import { PAGE } from './bytes.js';
-import { check } from './errors.js';
+import { check, MeasureError } from './errors.js';
 import { checkLen, hashOnce, SHA384_LEN, type Sha384Factory } from './hash.js';
 
 /** PAGE_TYPE values (SNP ABI; KVM_SEV_SNP_PAGE_TYPE_* use the same numbers, VMSA excepted). */
@@ -29,6 +29,7 @@ export const VMSA_GPA = 0x0000_ffff_ffff_f000n;
 
 export const PAGE_INFO_LEN = 0x70;
 const ZERO48 = new Uint8Array(SHA384_LEN);
+const U64_MAX = (1n << 64n) - 1n;
 
 /** Types whose CONTENTS field is the page's SHA-384 (the rest measure 48 zero bytes). */
 export function hasContents(t: SnpPageType): boolean {
@@ -65,7 +66,8 @@ export class SnpGuestContext {
   /** One page: hash it if its type carries contents, then fold. */
   measure(type: SnpPageType, gpa: bigint, page?: Uint8Array): void {
     if (hasContents(type)) {
-      check(page !== undefined && page.length === PAGE, 'BAD_OPTION', `a ${SNP_PAGE_TYPE_NAME[type]} page needs its 4096 bytes`);
+      // Hot path (one call per page): no message is built unless the check fails.
+      if (page?.length !== PAGE) throw new MeasureError('BAD_OPTION', `a ${SNP_PAGE_TYPE_NAME[type]} page needs its 4096 bytes`);
       this.update(type, gpa, hashOnce(this.sha, page, SHA384_LEN));
     } else this.update(type, gpa, ZERO48);
   }
@@ -73,7 +75,7 @@ export class SnpGuestContext {
   /** The PAGE_INFO step with a given CONTENTS digest. */
   update(type: SnpPageType, gpa: bigint, contents: Uint8Array): void {
     checkLen(contents, SHA384_LEN);
-    check(gpa >= 0n && gpa < 1n << 64n && (gpa & 0xfffn) === 0n, 'BAD_OPTION', `page GPA 0x${gpa.toString(16)} is not a 4 KiB aligned u64`);
+    if (gpa < 0n || gpa > U64_MAX || (gpa & 0xfffn) !== 0n) throw new MeasureError('BAD_OPTION', `page GPA 0x${gpa.toString(16)} is not a 4 KiB aligned u64`);
     const info = this.info;
     info.set(contents, 0x30);
     info[0x62] = type;

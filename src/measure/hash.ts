@@ -12,7 +12,10 @@
  */
 import { MeasureError } from './errors.js';
 
-/** One streaming hash computation. update() may be called any number of times, then digest() once. */
+/**
+ * One streaming hash computation: update() any number of times, then digest() once. update() must
+ * consume the bytes before it returns (measure/ reuses its buffers), as node:crypto and noble do.
+ */
 export interface Hasher {
   update(data: Uint8Array): void;
   digest(): Uint8Array;

@@ -94,7 +94,8 @@ function sameBytes(hay: Uint8Array, at: number, needle: Uint8Array): boolean {
 export function entryU32(img: OvmfImage, guid: string, name: string, index = 0): number | undefined {
   const e = img.table.get(guid);
   if (!e) return undefined;
-  if (e.data.length < 4 * (index + 1)) throw new MeasureError('TRUNCATED', `OVMF table entry ${name} has ${e.data.length} data bytes, needs ${4 * (index + 1)}`);
+  if (e.data.length < 4 * (index + 1))
+    throw new MeasureError('TRUNCATED', `OVMF table entry ${name} has ${e.data.length} data bytes, needs ${4 * (index + 1)}`);
   return img.reader.u32(e.offset + 4 * index, name);
 }
 
@@ -102,16 +103,24 @@ export function entryU32(img: OvmfImage, guid: string, name: string, index = 0):
 export function sevEsResetEip(img: OvmfImage): number {
   const eip = entryU32(img, OVMF_GUID.SEV_ES_RESET_BLOCK, 'SEV-ES reset block');
   if (eip === undefined) {
-    throw new MeasureError('MISSING', img.hasTable ? 'OVMF table has no SEV-ES reset block (GUID 00f771de-…)' : 'firmware has no OVMF footer table, so no SEV-ES reset block');
+    throw new MeasureError(
+      'MISSING',
+      img.hasTable ? 'OVMF table has no SEV-ES reset block (GUID 00f771de-…)' : 'firmware has no OVMF footer table, so no SEV-ES reset block',
+    );
   }
   return eip;
 }
 
-/** The SEV hash table area (GPA, size) for measured direct boot, or undefined when absent or GPA 0. */
+/**
+ * The SEV hash table area (GPA, size) for measured direct boot, or undefined when absent or at GPA 0
+ * (how OVMF builds without kernel-hashes support say "unsupported"). Only the GPA is needed; the
+ * size, when the entry carries it, is informational.
+ */
 export function sevHashTableArea(img: OvmfImage): { gpa: number; size: number } | undefined {
   const gpa = entryU32(img, OVMF_GUID.SEV_HASH_TABLE, 'SEV hash table');
   if (gpa === undefined || gpa === 0) return undefined;
-  return { gpa, size: entryU32(img, OVMF_GUID.SEV_HASH_TABLE, 'SEV hash table', 1) ?? 0 };
+  const e = img.table.get(OVMF_GUID.SEV_HASH_TABLE) as OvmfTableEntry;
+  return { gpa, size: e.data.length >= 8 ? img.reader.u32(e.offset + 4, 'SEV hash table size') : 0 };
 }
 
 /** Guest-physical base of an image mapped to end at `endAt` (4 GiB for the firmware flash). */

@@ -72,7 +72,11 @@ export function parseSevMetadata(img: OvmfImage): SevSection[] {
     const len = r.u32(at + 4, 'SEV section size');
     const type = r.u32(at + 8, 'SEV section type');
     check(type in SEV_SECTION_NAME, 'UNSUPPORTED', `SEV metadata section ${i} has unknown type 0x${type.toString(16)}`);
-    check(gpa % PAGE === 0 && len % PAGE === 0, 'UNALIGNED', `SEV metadata section ${i} (gpa 0x${gpa.toString(16)}, size 0x${len.toString(16)}) is not 4 KiB aligned`);
+    check(
+      gpa % PAGE === 0 && len % PAGE === 0,
+      'UNALIGNED',
+      `SEV metadata section ${i} (gpa 0x${gpa.toString(16)}, size 0x${len.toString(16)}) is not 4 KiB aligned`,
+    );
     check(gpa + len <= FOUR_GIB, 'OUT_OF_RANGE', `SEV metadata section ${i} (gpa 0x${gpa.toString(16)}, size 0x${len.toString(16)}) crosses 4 GiB`);
     out.push({ index: i, gpa, size: len, type: type as SevSectionType });
   }
@@ -95,7 +99,10 @@ export function checkNoOverlap(ranges: readonly { gpa: number; pages: number; wh
     const a = sorted[i - 1] as (typeof sorted)[number];
     const b = sorted[i] as (typeof sorted)[number];
     if (a.gpa + a.pages * PAGE > b.gpa) {
-      throw new MeasureError('OVERLAP', `${a.what} [0x${a.gpa.toString(16)}, 0x${(a.gpa + a.pages * PAGE).toString(16)}) overlaps ${b.what} at 0x${b.gpa.toString(16)}`);
+      throw new MeasureError(
+        'OVERLAP',
+        `${a.what} [0x${a.gpa.toString(16)}, 0x${(a.gpa + a.pages * PAGE).toString(16)}) overlaps ${b.what} at 0x${b.gpa.toString(16)}`,
+      );
     }
   }
 }

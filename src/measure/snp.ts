@@ -2,7 +2,8 @@
  * What QEMU + KVM measure when they launch an SNP guest from OVMF (MEASUREMENT.md §1.3), as a plan
  * of SNP_LAUNCH_UPDATE calls, and the launch digest that plan produces.
  *
- * Order (QEMU sev_snp_launch_finish, KVM sev_gmem_post_populate page by page in ascending GPA):
+ * Order (QEMU target/i386/sev.c; KVM sev_gmem_post_populate walks each update 4 KiB at a time in
+ * ascending GPA, and LAUNCH_FINISH measures the VMSAs):
  *  1. the firmware file as NORMAL pages, mapped to end at 4 GiB;
  *  2. the OVMF SEV metadata sections in table order: SEC_MEM and SVSM_CAA as ZERO pages (GCE:
  *     SEC_MEM UNMEASURED), one SECRETS page, one CPUID page (EC2: CPUID pages after all the others),
@@ -15,8 +16,8 @@ import { check, MeasureError } from './errors.js';
 import { SNP_PAGE_TYPE, SnpGuestContext, type SnpPageType, VMSA_GPA } from './gctx.js';
 import type { Sha384Factory } from './hash.js';
 import { entryU32, imageGpa, OVMF_GUID, type OvmfImage, parseOvmf, sevEsResetEip, sevHashTableArea } from './ovmf.js';
-import { checkNoOverlap, parseSevMetadata, SEV_SECTION, SEV_SECTION_NAME, type SevSection, sectionPages } from './sev-metadata.js';
 import { type SevKernelHashes, sevHashPage } from './sev-hashes.js';
+import { checkNoOverlap, parseSevMetadata, SEV_SECTION, SEV_SECTION_NAME, type SevSection, sectionPages } from './sev-metadata.js';
 import { BSP_EIP, buildSvsmVmsa, buildVmsa, resolveVcpuSig, VMM_TYPES, type VmmType } from './vmsa.js';
 
 /** One SNP_LAUNCH_UPDATE (or, for VMSAs, one LAUNCH_FINISH page): `length / 4096` measured pages. */
@@ -25,7 +26,10 @@ export interface SnpLaunchUpdate {
   readonly gpa: bigint;
   /** bytes; a multiple of 4096 */
   readonly length: number;
-  /** the bytes loaded (NORMAL and VMSA updates); `length` bytes */
+  /**
+   * the measured bytes of NORMAL and VMSA updates (`length` bytes). Absent for the other types:
+   * their CONTENTS field is zero (QEMU fills the CPUID page, the PSP the secrets page, unmeasured).
+   */
   readonly data?: Uint8Array;
   /** what the range is, for logs: 'firmware', 'SNP_SEC_MEM[0]', 'VMSA vCPU 1', … */
   readonly what: string;
@@ -109,7 +113,11 @@ function kernelHashesPage(img: OvmfImage, s: SevSection, kernel: SevKernelHashes
   check(s.size === PAGE, 'UNSUPPORTED', `SNP_KERNEL_HASHES section is 0x${s.size.toString(16)} bytes; measured direct boot needs exactly one page`);
   const area = sevHashTableArea(img);
   check(area !== undefined, 'MISSING', "Kernel specified but OVMF doesn't support kernel/initrd/cmdline measurement (no SEV hash table entry)");
-  check(area.gpa >= s.gpa && area.gpa < s.gpa + PAGE, 'OUT_OF_RANGE', `SEV hash table GPA 0x${area.gpa.toString(16)} is outside the SNP_KERNEL_HASHES page at 0x${s.gpa.toString(16)}`);
+  check(
+    area.gpa >= s.gpa && area.gpa < s.gpa + PAGE,
+    'OUT_OF_RANGE',
+    `SEV hash table GPA 0x${area.gpa.toString(16)} is outside the SNP_KERNEL_HASHES page at 0x${s.gpa.toString(16)}`,
+  );
   return sevHashPage(kernel, area.gpa - s.gpa);
 }
 
@@ -167,9 +175,17 @@ export function* snpMeasuredPages(plan: Iterable<SnpLaunchUpdate>): Generator<Sn
  * Fold a plan into the launch digest. `seed` is the digest to start from (48 zero bytes at
  * SNP_LAUNCH_START); `onPageInfo` sees every 112-byte PAGE_INFO before it is hashed.
  */
-export function snpDigestOfPlan(plan: Iterable<SnpLaunchUpdate>, sha: Sha384Factory, seed?: Uint8Array, onPageInfo?: (pageInfo: Uint8Array) => void): Uint8Array {
+export function snpDigestOfPlan(
+  plan: Iterable<SnpLaunchUpdate>,
+  sha: Sha384Factory,
+  seed?: Uint8Array,
+  onPageInfo?: (pageInfo: Uint8Array) => void,
+): Uint8Array {
   const g = new SnpGuestContext(sha, seed, onPageInfo);
-  for (const p of snpMeasuredPages(plan)) g.measure(p.type, p.gpa, p.page);
+  // snpMeasuredPages without its per-page objects: this loop runs once per guest page.
+  for (const u of plan) {
+    for (let off = 0; off < u.length; off += PAGE) g.measure(u.type, u.gpa + BigInt(off), u.data?.subarray(off, off + PAGE));
+  }
   return g.digest();
 }
 

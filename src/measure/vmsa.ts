@@ -13,7 +13,7 @@ export const VMM_TYPES: readonly VmmType[] = ['qemu', 'ec2', 'gce'];
 
 /** CPUID Fn0000_0001_EAX (AMD pub. 25481): what KVM/QEMU put in RDX at reset. */
 export function cpuSig(family: number, model: number, stepping: number): number {
-  const famLo = family > 0xf ? 0xf : family;
+  const famLo = Math.min(family, 0xf);
   const famHi = family > 0xf ? (family - 0xf) & 0xff : 0;
   return ((famHi << 20) | (((model >> 4) & 0xf) << 16) | (famLo << 8) | ((model & 0xf) << 4) | (stepping & 0xf)) >>> 0;
 }
@@ -164,7 +164,13 @@ export function buildSvsmVmsa(eip: number, vcpuSig: number): Uint8Array {
   check(Number.isInteger(eip) && eip >= 0 && eip <= 0xffffffff, 'BAD_OPTION', `SVSM entry 0x${eip.toString(16)} is not a u32`);
   const flat = (at: number, sel: number, attr: number) => [at, sel, attr, 0xffffffff] as const;
   const w = new VmsaWriter();
-  for (const [at, sel, attr, lim] of [flat(OFF.es, 16, 0xc93), flat(OFF.cs, 8, 0xc9b), flat(OFF.ss, 16, 0xc93), flat(OFF.ds, 16, 0xc93), flat(OFF.fs, 16, 0xc93)]) {
+  for (const [at, sel, attr, lim] of [
+    flat(OFF.es, 16, 0xc93),
+    flat(OFF.cs, 8, 0xc9b),
+    flat(OFF.ss, 16, 0xc93),
+    flat(OFF.ds, 16, 0xc93),
+    flat(OFF.fs, 16, 0xc93),
+  ]) {
     w.seg(at, sel, attr, lim, 0n);
   }
   return w

@@ -212,6 +212,8 @@ export class Vfs implements FileOps {
     if (length === 0n) fail(op, 'EINVAL', 'zero length');
     const len = (length + PAGE_SIZE_N - 1n) & ~(PAGE_SIZE_N - 1n);
     if (len > 0x7fffffffffffn) fail(op, 'ENOMEM', 'length exceeds the address space');
+    // file_mmap_ok: the mapped range must fit the largest file size
+    if (offset + len > MAX_LFS_FILESIZE) fail(op, 'EOVERFLOW', 'offset + length past the maximum file size');
     const type = flags & 0x0f;
     const shared = type === MAP_SHARED || type === MAP_SHARED_VALIDATE;
     if (!shared && type !== MAP_PRIVATE) fail(op, 'EINVAL', 'neither MAP_SHARED nor MAP_PRIVATE');

@@ -25,6 +25,7 @@ export const ERRNO = {
   ESPIPE: 29,
   ERANGE: 34,
   ENOSYS: 38,
+  EOVERFLOW: 75,
   EOPNOTSUPP: 95,
   EHWPOISON: 133,
 } as const;

@@ -1,0 +1,60 @@
+/**
+ * One opened /dev/kvm and everything made through it. Objects are owned by their creator
+ * (mappings by whoever unmaps them, vCPUs by their VM, ...), but the session also keeps a list of
+ * what is still open, so that Kvm.close() can release whatever its user forgot and a test can ask
+ * what is still open. The session never closes a guest_memfd because a VM closed: they are
+ * separate files in the kernel too.
+ */
+
+export interface Closable {
+  close(): void;
+}
+
+export interface SessionOptions {
+  /** KVM_RUN deadline in ms (the watchdog); a guest that does not exit by then gives EINTR */
+  readonly runTimeoutMs?: number;
+}
+
+export const DEFAULT_RUN_TIMEOUT_MS = 2000;
+
+export class Session {
+  readonly runTimeoutMs: number;
+  private readonly live = new Set<Closable>();
+  private closed = false;
+
+  constructor(options: SessionOptions = {}) {
+    this.runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
+  }
+
+  track<T extends Closable>(obj: T): T {
+    this.live.add(obj);
+    return obj;
+  }
+
+  untrack(obj: Closable): void {
+    this.live.delete(obj);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  get liveObjects(): number {
+    return this.live.size;
+  }
+
+  /** Close everything still open, newest first (vCPUs before VMs, mappings before files). */
+  closeAll(): Error[] {
+    this.closed = true;
+    const errors: Error[] = [];
+    for (const obj of [...this.live].reverse()) {
+      try {
+        obj.close();
+      } catch (e) {
+        errors.push(e instanceof Error ? e : new Error(String(e)));
+      }
+      this.live.delete(obj);
+    }
+    return errors;
+  }
+}

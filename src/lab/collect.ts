@@ -1,0 +1,176 @@
+/**
+ * Stage "collect": the JSON lines from the VM's data port, turned into one result per kernel, and
+ * the human report. The records (one JSON object per line, field `t` says which):
+ *   hello     {kernel, release, version, node, uptime, cmdline}          driver started
+ *   probe     {device, open, apiVersion, system, vmTypes, vms, params, swProtectedVm}   (probe.ts)
+ *   scenario  {command, name, file, status, reason?, backend, kernel, stepCount, steps?}
+ *   command   {label, argv, status, signal, seconds, summary?, stderr?}
+ *   kernel-log {warnings: [...]}                                           WARNING/BUG lines of dmesg
+ *   error     {stage, message}
+ *   done      {seconds, uptime}                                            driver finished
+ *   exit      {rc, uptime}                                                 written by /init after it
+ */
+import type { ProbeResult } from './probe.js';
+
+export type LabRecord = Record<string, unknown> & { t: string };
+
+export interface ScenarioRecord {
+  command: string;
+  name: string;
+  file: string;
+  status: 'passed' | 'failed' | 'skipped';
+  reason?: string;
+  backend: string;
+  kernel: string;
+  stepCount: number;
+  steps?: unknown[];
+}
+
+export interface CommandRecord {
+  label: string;
+  argv: string[];
+  status: number | null;
+  signal: string | null;
+  seconds: number;
+  summary?: { passed: number; failed: number; skipped: number };
+  stderr?: string;
+  error?: string;
+}
+
+export interface KernelRun {
+  kernel: string;
+  /** Debian source version of the kernel that booted. */
+  sourceVersion: string;
+  /** uname -r inside. */
+  release?: string;
+  backend: string;
+  ok: boolean;
+  /** Why not ok, one line each. */
+  problems: string[];
+  timings: { buildSeconds?: number; kernelCached: boolean; packSeconds: number; bootSeconds?: number; driverSeconds?: number; wallSeconds: number };
+  probe?: ProbeResult;
+  scenarios: ScenarioRecord[];
+  commands: CommandRecord[];
+  kernelWarnings: string[];
+  errors: { stage: string; message: string }[];
+  runDir: string;
+  consoleTail?: string;
+}
+
+/** Fold records into a KernelRun (the caller fills timings and the boot outcome). */
+export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kernel' | 'sourceVersion' | 'backend' | 'runDir' | 'timings'>): KernelRun {
+  const run: KernelRun = { ...base, ok: false, problems: [], scenarios: [], commands: [], kernelWarnings: [], errors: [] };
+  let sawDone = false;
+  let exitRc: number | undefined;
+  for (const r of records) {
+    switch (r.t) {
+      case 'hello':
+        run.release = String(r.release);
+        break;
+      case 'probe':
+        run.probe = r as unknown as ProbeResult;
+        break;
+      case 'scenario':
+        run.scenarios.push(r as unknown as ScenarioRecord);
+        break;
+      case 'command':
+        run.commands.push(r as unknown as CommandRecord);
+        break;
+      case 'kernel-log':
+        run.kernelWarnings.push(...((r.warnings as string[] | undefined) ?? []));
+        break;
+      case 'error':
+        run.errors.push({ stage: String(r.stage), message: String(r.message) });
+        break;
+      case 'done':
+        sawDone = true;
+        run.timings.driverSeconds = Number(r.seconds);
+        break;
+      case 'exit':
+        exitRc = Number(r.rc);
+        break;
+    }
+  }
+  if (!records.some((r) => r.t === 'hello')) run.problems.push('the guest driver never started (see the console log)');
+  else if (!sawDone) run.problems.push('the guest driver stopped before it finished (see the console log)');
+  if (run.probe && !run.probe.swProtectedVm)
+    run.problems.push(`no SW_PROTECTED VM: KVM_CREATE_VM(1) -> ${describeAnswer(run.probe.vms?.sw_protected?.created ?? run.probe.open)}`);
+  for (const e of run.errors) run.problems.push(`${e.stage}: ${e.message.split('\n')[0]}`);
+  for (const c of run.commands) {
+    if (c.status !== 0)
+      run.problems.push(`guestmem ${c.argv.slice(0, 3).join(' ')} exited with ${c.status ?? c.signal}${c.summary ? ` (${c.summary.failed} failed)` : ''}`);
+  }
+  if (run.kernelWarnings.length) run.problems.push(`the kernel logged ${run.kernelWarnings.length} warning(s): ${run.kernelWarnings[0]}`);
+  if (exitRc === undefined && sawDone) run.problems.push('/init did not report the driver exit');
+  run.ok = run.problems.length === 0;
+  return run;
+}
+
+export function describeAnswer(a: { ok: number } | { errno: string } | undefined): string {
+  if (!a) return '?';
+  return 'errno' in a ? a.errno : String(a.ok);
+}
+
+const hex = (n: number | undefined) => (n === undefined ? '?' : `0x${n.toString(16)}`);
+
+/** The probe in one line: caps that matter to guest_memfd, and what a SW_PROTECTED VM answered. */
+export function probeLine(p: ProbeResult | undefined): string {
+  if (!p) return 'probe: no result';
+  if ('errno' in p.open) return `probe: open ${p.device} -> ${p.open.errno}`;
+  const s = p.system ?? {};
+  const sw = p.vms?.sw_protected;
+  const gm = sw?.guestMemfd ?? {};
+  const parts = [
+    `SW_PROTECTED VM ${p.swProtectedVm ? 'created' : `not created (${describeAnswer(sw?.created)})`}`,
+    `VM_TYPES=${hex(s.VM_TYPES)} (${(p.vmTypes ?? []).join(', ')})`,
+    `MEMORY_ATTRIBUTES=${hex(s.MEMORY_ATTRIBUTES)}`,
+    `GUEST_MEMFD=${s.GUEST_MEMFD ?? '?'}`,
+    `GUEST_MEMFD_FLAGS=${hex(s.GUEST_MEMFD_FLAGS)}`,
+    `EXIT_HYPERCALL=${hex(s.EXIT_HYPERCALL)}`,
+    `PRE_FAULT_MEMORY=${s.PRE_FAULT_MEMORY ?? '?'}`,
+  ];
+  if (sw?.caps) parts.push(`SW VM: GUEST_MEMFD_FLAGS=${hex(sw.caps.GUEST_MEMFD_FLAGS)}, MEMORY_ATTRIBUTES=${hex(sw.caps.MEMORY_ATTRIBUTES)}`);
+  if (sw?.guestMemfd)
+    parts.push(
+      `gmem flags none/mmap/init_shared -> ${['none', 'mmap', 'init_shared'].map((k) => (gm[k] && 'errno' in gm[k]! ? gm[k]!.errno : 'ok')).join('/')}`,
+    );
+  if (sw?.setMemoryAttributesPrivate)
+    parts.push(`SET_MEMORY_ATTRIBUTES(private) -> ${'errno' in sw.setMemoryAttributesPrivate ? sw.setMemoryAttributesPrivate.errno : 'ok'}`);
+  return parts.join('; ');
+}
+
+const secs = (s: number | undefined) => (s === undefined ? '?' : `${s.toFixed(1)} s`);
+
+/** The human report for one kernel. */
+export function formatKernelRun(r: KernelRun, verbose = false): string {
+  const lines: string[] = [];
+  const t = r.timings;
+  lines.push(
+    `${r.ok ? 'PASS' : 'FAIL'}  kernel ${r.kernel} (${r.sourceVersion}${r.release ? `, uname ${r.release}` : ''}): ` +
+      `${t.kernelCached ? 'cached kernel' : `built in ${secs(t.buildSeconds)}`}, pack ${secs(t.packSeconds)}, boot ${secs(t.bootSeconds)}, driver ${secs(t.driverSeconds)}, wall ${secs(t.wallSeconds)}`,
+  );
+  lines.push(`      ${probeLine(r.probe)}`);
+  for (const c of r.commands) {
+    const s = c.summary;
+    lines.push(
+      `      guestmem ${c.argv.filter((a) => !a.endsWith('.json') && !a.endsWith('.yaml')).join(' ')}: ${s ? `${s.passed} passed, ${s.failed} failed, ${s.skipped} skipped` : `exit ${c.status}`} (${secs(c.seconds)})`,
+    );
+  }
+  const skips = new Map<string, number>();
+  for (const sc of r.scenarios) {
+    if (!verbose && sc.status === 'passed') continue;
+    if (!verbose && sc.status === 'skipped') {
+      const why = sc.reason ?? 'no reason given';
+      skips.set(why, (skips.get(why) ?? 0) + 1);
+      continue;
+    }
+    lines.push(`      ${sc.status.toUpperCase().padEnd(7)} ${sc.name}  (${sc.file}, ${sc.backend} ${sc.kernel})${sc.reason ? `: ${sc.reason}` : ''}`);
+  }
+  for (const [why, n] of skips) lines.push(`      SKIPPED ${n} scenario${n === 1 ? '' : 's'}: ${why}`);
+  for (const p of r.problems) lines.push(`      problem: ${p}`);
+  if (!r.ok) {
+    lines.push(`      logs: ${r.runDir}/console.log, ${r.runDir}/data.jsonl`);
+    if (r.consoleTail) lines.push(...r.consoleTail.split('\n').map((l) => `      | ${l}`));
+  }
+  return lines.join('\n');
+}

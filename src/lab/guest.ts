@@ -1,0 +1,122 @@
+/**
+ * The lab's driver inside the VM: `node /app/dist/src/lab/guest.js /lab/job.json`, started by /init
+ * with stdout on the data serial port. It prints JSON lines only (see Record in collect.ts): who it
+ * is (hello), the raw /dev/kvm probe, one line per scenario of each guestmem command, a line per
+ * command, and done. Diagnostics go to stderr, which /init sends to the console.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { release, uptime, version } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { probeKvm } from './probe.js';
+
+export interface JobCommand {
+  /** What the results call this command ('run'). */
+  label: string;
+  /** Arguments of dist/src/cli/main.js. */
+  argv: string[];
+  /** 'run-json': stdout is `guestmem run --json`; each scenario becomes a line. */
+  parse?: 'run-json';
+}
+
+export interface Job {
+  kernel: string;
+  probe: boolean;
+  commands: JobCommand[];
+}
+
+/** Keep serial traffic small: passed scenarios report their step count, others every step. */
+interface RunJsonResult {
+  name: string;
+  file: string;
+  status: string;
+  reason?: string;
+  backend: string;
+  kernel: string;
+  steps: unknown[];
+}
+
+const APP = fileURLToPath(new URL('../../../', import.meta.url));
+const CLI = join(APP, 'dist/src/cli/main.js');
+
+function emit(rec: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify(rec, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}\n`);
+}
+
+async function main(jobPath: string): Promise<number> {
+  const t0 = Date.now();
+  const job = JSON.parse(readFileSync(jobPath, 'utf8')) as Job;
+  let cmdline = '';
+  try {
+    cmdline = readFileSync('/proc/cmdline', 'utf8').trim();
+  } catch {
+    // not Linux
+  }
+  emit({ t: 'hello', kernel: job.kernel, release: release(), version: version(), node: process.version, uptime: uptime(), cmdline });
+  let bad = false;
+  if (job.probe) {
+    try {
+      const p = await probeKvm();
+      emit({ ...p });
+      if (!p.swProtectedVm) bad = true;
+    } catch (e) {
+      emit({ t: 'error', stage: 'probe', message: (e as Error).message });
+      bad = true;
+    }
+  }
+  for (const c of job.commands) {
+    const s = Date.now();
+    const r = spawnSync(process.execPath, [CLI, ...c.argv], { cwd: APP, encoding: 'utf8', maxBuffer: 1 << 30, env: process.env });
+    const seconds = (Date.now() - s) / 1000;
+    process.stderr.write(r.stderr ?? '');
+    const summary = { passed: 0, failed: 0, skipped: 0 };
+    if (c.parse === 'run-json' && (r.status === 0 || r.status === 1)) {
+      try {
+        const results = JSON.parse(r.stdout) as RunJsonResult[];
+        for (const x of results) {
+          if (x.status === 'passed' || x.status === 'failed' || x.status === 'skipped') summary[x.status]++;
+          const { steps, ...head } = x;
+          emit({ t: 'scenario', command: c.label, ...head, stepCount: steps.length, ...(x.status !== 'passed' && { steps }) });
+        }
+      } catch (e) {
+        emit({ t: 'error', stage: c.label, message: `cannot parse the JSON of guestmem ${c.argv[0]}: ${(e as Error).message}` });
+        bad = true;
+      }
+    }
+    const stderr = (r.stderr ?? '').trim().split('\n').slice(-20).join('\n');
+    emit({
+      t: 'command',
+      label: c.label,
+      argv: c.argv,
+      status: r.status,
+      signal: r.signal,
+      seconds,
+      ...(c.parse === 'run-json' ? { summary } : { stdout: r.stdout.slice(-20000) }),
+      ...(stderr && { stderr }),
+      ...(r.error && { error: r.error.message }),
+    });
+    if (r.status !== 0) bad = true;
+  }
+  // A WARN or BUG in the kernel while the scenarios ran is a finding even if every step passed.
+  const dmesg = spawnSync('dmesg', [], { encoding: 'utf8' });
+  if (dmesg.status === 0) {
+    const warnings = dmesg.stdout.split('\n').filter((l) => /\b(WARNING:|BUG:|Oops|general protection fault|kernel BUG)/.test(l));
+    emit({ t: 'kernel-log', warnings });
+  }
+  emit({ t: 'done', seconds: (Date.now() - t0) / 1000, uptime: uptime() });
+  return bad ? 1 : 0;
+}
+
+const self = fileURLToPath(import.meta.url);
+if (process.argv[1] && (process.argv[1] === self || process.argv[1] === dirname(self))) {
+  main(process.argv[2] ?? '/lab/job.json').then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      emit({ t: 'error', stage: 'driver', message: (e as Error).stack ?? String(e) });
+      process.exitCode = 1;
+    },
+  );
+}

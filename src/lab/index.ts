@@ -1,0 +1,208 @@
+/**
+ * The conformance lab: real kernels with software-protected VMs, booted under QEMU (TCG), running
+ * guestmem inside. Stages: build (kernel from Debian's source package + lab/kernel.config, cached),
+ * pack (initramfs: busybox, Node, node_modules, dist, scenarios), boot (QEMU, hard timeout),
+ * collect (JSON lines from the VM's data serial port).
+ */
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { boot } from './boot.js';
+import { buildKernel, type KernelBuild } from './build.js';
+import { fold, type KernelRun, type LabRecord } from './collect.js';
+import { cacheDir, ensureDir, KERNEL_IDS, kernelSpec, LabError, ROOT, tail, writeJson } from './env.js';
+import type { Job } from './guest.js';
+import { packApp, packBase, placeScenarios, writeInitrd } from './pack.js';
+import { createProgress, type Progress } from './progress.js';
+
+export { fragmentHash, type KernelBuild, parseFragment, unmetFragment } from './build.js';
+export { formatKernelRun, type KernelRun, probeLine } from './collect.js';
+export { cacheDir, KERNEL_IDS, KERNELS, LabError } from './env.js';
+export { LAB_PACKAGES, type Missing, missing } from './prereq.js';
+
+export type GuestBackend = 'model' | 'kvm';
+/**
+ * The backend `guestmem run` uses inside the VM. 'model' proves the pipeline (Node, koffi, dist)
+ * until src/kvm/ lands; flip this to 'kvm' then (or pass --backend kvm).
+ */
+export const DEFAULT_GUEST_BACKEND: GuestBackend = 'model';
+
+export interface LabCommonOptions {
+  kernels?: readonly string[];
+  cache?: string;
+  progress?: Progress;
+  /** Hard limit for one kernel's fetch + build. */
+  buildTimeoutMs?: number;
+  force?: boolean;
+  keepSource?: boolean;
+}
+
+export interface LabRunOptions extends LabCommonOptions {
+  /** Scenario files or directories; default: every scenario under scenarios/. */
+  scenarios?: readonly string[];
+  backend?: GuestBackend;
+  /** Hard limit for one VM (boot, probe, scenarios). */
+  timeoutMs?: number;
+  /** Skip the raw /dev/kvm probe. */
+  noProbe?: boolean;
+  memoryMiB?: number;
+}
+
+const DEFAULT_BUILD_TIMEOUT = 30 * 60_000;
+const DEFAULT_VM_TIMEOUT = 300_000;
+const KEEP_RUNS = 12;
+
+function kernelsOf(o: LabCommonOptions): string[] {
+  const ks = o.kernels?.length ? [...new Set(o.kernels)] : [...KERNEL_IDS];
+  for (const k of ks) kernelSpec(k);
+  return ks;
+}
+
+/** Build (or find in the cache) each kernel. */
+export async function labBuild(o: LabCommonOptions = {}): Promise<KernelBuild[]> {
+  const cache = ensureDir(o.cache ?? cacheDir());
+  const progress = o.progress ?? createProgress();
+  const out: KernelBuild[] = [];
+  for (const k of kernelsOf(o)) {
+    out.push(
+      await buildKernel(kernelSpec(k), {
+        cache,
+        progress,
+        timeoutMs: o.buildTimeoutMs ?? DEFAULT_BUILD_TIMEOUT,
+        ...(o.force !== undefined && { force: o.force }),
+        ...(o.keepSource !== undefined && { keepSource: o.keepSource }),
+      }),
+    );
+  }
+  return out;
+}
+
+/** Scenario arguments (files or directories, recursively) -> sorted absolute file list. */
+export function expandScenarios(args: readonly string[]): string[] {
+  const out: string[] = [];
+  const visit = (p: string) => {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(p);
+    } catch {
+      throw new LabError('args', `${p}: no such scenario file or directory`);
+    }
+    if (st.isDirectory()) {
+      for (const n of readdirSync(p).sort()) {
+        const c = join(p, n);
+        if (statSync(c).isDirectory() || /\.(json|ya?ml)$/.test(n)) visit(c);
+      }
+    } else out.push(resolve(p));
+  };
+  for (const a of args) visit(a);
+  if (!out.length) throw new LabError('args', `no scenario files in ${args.join(' ')}`);
+  return [...new Set(out)];
+}
+
+function runId(kernel: string): string {
+  const d = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
+  return `${d}-${kernel}-${process.pid}`;
+}
+
+function pruneRuns(dir: string): void {
+  const names = readdirSync(dir).sort();
+  for (const n of names.slice(0, Math.max(0, names.length - KEEP_RUNS))) rmSync(join(dir, n), { recursive: true, force: true });
+}
+
+/** Build, pack, boot and collect, kernel after kernel. */
+export async function labRun(o: LabRunOptions = {}): Promise<KernelRun[]> {
+  const cache = ensureDir(o.cache ?? cacheDir());
+  const progress = o.progress ?? createProgress();
+  const backend = o.backend ?? DEFAULT_GUEST_BACKEND;
+  const files = expandScenarios(o.scenarios?.length ? o.scenarios : [join(ROOT, 'scenarios')]);
+  const placed = placeScenarios(files);
+  const results: KernelRun[] = [];
+  for (const k of kernelsOf(o)) {
+    const wall0 = Date.now();
+    const spec = kernelSpec(k);
+    const build = await buildKernel(spec, {
+      cache,
+      progress,
+      timeoutMs: o.buildTimeoutMs ?? DEFAULT_BUILD_TIMEOUT,
+      ...(o.force !== undefined && { force: o.force }),
+      ...(o.keepSource !== undefined && { keepSource: o.keepSource }),
+    });
+
+    const pack0 = Date.now();
+    progress.stage(`pack ${k}`, 'initramfs: busybox, node, node_modules, dist, scenarios');
+    const base = packBase(cache);
+    const job: Job = {
+      kernel: k,
+      probe: !o.noProbe,
+      commands: [{ label: 'run', argv: ['run', '--backend', backend, '--json', ...placed.values()], parse: 'run-json' }],
+    };
+    const app = packApp({ job, scenarios: placed }, base.libDirs);
+    const runsRoot = ensureDir(join(cache, 'runs'));
+    const runDir = ensureDir(join(runsRoot, runId(k)));
+    writeJson(join(runDir, 'job.json'), job);
+    const initrd = join(runDir, 'initrd.cpio');
+    const size = writeInitrd(initrd, base.path, app);
+    const packSeconds = (Date.now() - pack0) / 1000;
+    progress.done(`pack ${k}: ${(size / 2 ** 20).toFixed(0)} MiB initramfs${base.built ? ' (base layer rebuilt)' : ''}`);
+
+    progress.stage(`boot ${k}`, `qemu: ${build.version}`);
+    const records: LabRecord[] = [];
+    let bootSeconds: number | undefined;
+    let scenarios = 0;
+    const t0 = Date.now();
+    const booted = await boot({
+      bzImage: build.bzImage,
+      initrd,
+      runDir,
+      timeoutMs: o.timeoutMs ?? DEFAULT_VM_TIMEOUT,
+      ...(o.memoryMiB !== undefined && { memoryMiB: o.memoryMiB }),
+      onRecord: (rec) => {
+        records.push(rec as LabRecord);
+        switch (rec.t) {
+          case 'hello':
+            bootSeconds = (Date.now() - t0) / 1000;
+            progress.update(`booted ${String(rec.release)} in ${bootSeconds.toFixed(1)} s; probing /dev/kvm`);
+            break;
+          case 'probe':
+            progress.update(`SW_PROTECTED VM ${rec.swProtectedVm ? 'created' : 'NOT created'}; guestmem run --backend ${backend} (${files.length} files)`);
+            break;
+          case 'scenario':
+            scenarios++;
+            progress.update(`${scenarios} scenario results`);
+            break;
+        }
+      },
+    });
+    rmSync(initrd, { force: true });
+    const run = fold(records, {
+      kernel: k,
+      sourceVersion: build.version,
+      backend,
+      runDir,
+      timings: {
+        ...(build.built && build.buildSeconds !== undefined && { buildSeconds: build.buildSeconds }),
+        kernelCached: !build.built,
+        packSeconds,
+        ...(bootSeconds !== undefined && { bootSeconds }),
+        wallSeconds: 0,
+      },
+    });
+    if (booted.timedOut)
+      run.problems.unshift(`timeout: the VM did not finish within ${Math.round((o.timeoutMs ?? DEFAULT_VM_TIMEOUT) / 1000)} s and was killed`);
+    else if (booted.code !== 0) run.problems.unshift(`qemu exited with ${booted.code ?? booted.signal}: ${booted.qemuStderr.trim().split('\n')[0] ?? ''}`);
+    if (booted.noise.length) writeJson(join(runDir, 'noise.json'), booted.noise);
+    run.ok = run.problems.length === 0;
+    run.timings.wallSeconds = (Date.now() - wall0) / 1000;
+    if (!run.ok) {
+      try {
+        run.consoleTail = tail(readFileSync(booted.consoleLog, 'utf8'), 15);
+      } catch {
+        // no console output at all
+      }
+    }
+    writeJson(join(runDir, 'result.json'), run);
+    progress.done(`boot ${k}: ${run.ok ? 'ok' : 'FAILED'} in ${booted.seconds.toFixed(1)} s`);
+    pruneRuns(runsRoot);
+    results.push(run);
+  }
+  return results;
+}
