@@ -7,6 +7,7 @@ import { capsReport } from './caps.js';
 import { runDemo } from './demo.js';
 import { runDiff } from './diff.js';
 import { kvmBackend } from './kvm-backend.js';
+import { registerMeasure } from './measure.js';
 import { runFiles, UserError } from './run.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -102,6 +103,8 @@ program
       );
     },
   );
+
+registerMeasure(program);
 
 export function parseIntArg(v: string): number {
   const n = Number(v);
