@@ -25,6 +25,10 @@
  *   exiting with hlt.
  * Registers: rdi (address), rax (value), rbx/rcx/rdx (hypercall, port) are scratch; rbp holds the
  * read log address for the whole program.
+ *
+ * `shared` on an access is not encoded: it stands for the SNP C-bit / TDX shared bit, which only
+ * exist in SNP/TDX guests' page tables; on default and software-protected VMs the memory
+ * attributes decide, as in KVM.
  */
 import { CODE_GPA, CODE_SIZE, type GuestOp, type GuestProgram, type Width } from '../api.js';
 

@@ -1,0 +1,50 @@
+/**
+ * probeCaps on the live kernel: a plain JSON-able report that agrees with KERNEL-SPEC §1.3's live
+ * values for this machine's kind of kernel, and leaves nothing open behind it.
+ */
+import assert from 'node:assert/strict';
+import { countOpenFds, ownedCounts, probeCaps } from '../../src/kvm/index.js';
+import { kvmTest } from '../support/kvm-gate.js';
+import { withKvm } from './helpers.js';
+
+kvmTest('probeCaps: JSON-able, consistent, read-only', () =>
+  withKvm((kvm) => {
+    const fds = countOpenFds();
+    const owned = ownedCounts();
+    const r = probeCaps(kvm);
+    assert.deepEqual(JSON.parse(JSON.stringify(r)), r, 'a plain JSON value');
+    assert.equal(countOpenFds(), fds, 'no fd left open');
+    assert.deepEqual(ownedCounts(), owned);
+    assert.equal(r.backend, 'kvm');
+    assert.equal(r.profile, 'host');
+    assert.equal(r.apiVersion, 12);
+    assert.ok(r.vmTypes.names.includes('default'));
+    assert.ok(!('error' in r.vm), 'a default VM could be created');
+    assert.equal(r.system.KVM_CAP_USER_MEMORY2, 1);
+    assert.equal(r.system.KVM_CAP_GUEST_MEMFD, 1);
+    if (r.system.KVM_CAP_GUEST_MEMFD_FLAGS) assert.ok(r.guestMemfdFlags.system.names.includes('mmap'), 'MMAP wherever flags exist');
+    // KERNEL-SPEC §1.3: the guest_memfd caps read the same on /dev/kvm and on a default VM
+    if (!('error' in r.vm)) {
+      for (const cap of ['KVM_CAP_USER_MEMORY2', 'KVM_CAP_GUEST_MEMFD', 'KVM_CAP_GUEST_MEMFD_FLAGS', 'KVM_CAP_VM_TYPES'] as const) {
+        assert.equal(r.vm[cap], r.system[cap], cap);
+      }
+    }
+  }),
+);
+
+kvmTest('probeCaps with guest: long mode, memory and MMIO work; hypercall forwarding is reported', (t) =>
+  withKvm((kvm) => {
+    const fds = countOpenFds();
+    const r = probeCaps(kvm, { guest: true, hypercallTimeoutMs: 100 });
+    const g = r.guest;
+    assert.ok(g);
+    assert.equal(g.longMode, true);
+    assert.equal(g.memory, true);
+    assert.equal(g.mmioExit, true);
+    assert.equal(typeof g.hypercallExit, 'boolean');
+    if (!g.hypercallExit) assert.ok(g.hypercallNote);
+    if (r.guestMemfdFlags.system.mask === 3) assert.equal(typeof g.gmemFaultsWithoutHva, 'boolean');
+    assert.equal(countOpenFds(), fds);
+    t.diagnostic(`guest: ${JSON.stringify(g)}`);
+  }),
+);

@@ -1,0 +1,129 @@
+/**
+ * Who owns which fd and mapping (DESIGN.md kvm/): a VM's close leaves guest_memfds open, closing an
+ * object's number through FileOps is noticed by the object, Kvm.close() releases everything, and a
+ * full create/map/bind/run/close cycle repeated 200 times leaves no fd and no mapping behind.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { countOpenFds, listOpenFds, openKvm, ownedCounts } from '../../src/kvm/index.js';
+import { kvmTest } from '../support/kvm-gate.js';
+import { expectErrno, GMEM_SHARED, KEEP, MAP_SHARED, MiB, PS, RW, withKvm } from './helpers.js';
+
+kvmTest('closing a VM closes its vCPUs and code slot but not its guest_memfds', () =>
+  withKvm((kvm) => {
+    const vm = kvm.createVm();
+    const g = vm.createGuestMemfd({ size: 2n * MiB, flags: GMEM_SHARED });
+    const v = vm.createVcpu(0);
+    v.load([{ op: 'hlt' }]);
+    assert.equal(v.run().reason, 'hlt');
+    const vcpuFd = v.fd;
+    vm.close();
+    expectErrno(() => kvm.files.fstat(vcpuFd), 'EBADF', 'the vCPU fd is closed with its VM');
+    assert.ok(
+      listOpenFds().some(([fd, link]) => fd === g.fd && link === 'anon_inode:[kvm-gmem]'),
+      'the gmem fd is still open',
+    );
+    g.fallocate(KEEP, 0n, PS);
+    expectErrno(() => v.run(), 'EBADF');
+  }),
+);
+
+kvmTest("files.close on an object's fd: the object answers EBADF and never closes a reused number", () =>
+  withKvm((kvm) => {
+    const vm = kvm.createVm();
+    const g = vm.createGuestMemfd({ size: PS, flags: 0n });
+    kvm.files.close(g.fd);
+    const memfd = kvm.files.memfdCreate('reuses-the-number');
+    assert.equal(memfd, g.fd, 'the kernel hands out the lowest free number');
+    expectErrno(() => g.fallocate(KEEP, 0n, PS), 'EBADF');
+    g.close();
+    assert.equal(kvm.files.fstat(memfd).size, 0n, 'the memfd that now holds the number is still open');
+    // The same for a VM fd.
+    const vm2 = kvm.createVm();
+    kvm.files.close(vm2.fd);
+    const memfd2 = kvm.files.memfdCreate('reuses-the-vm-number');
+    assert.equal(memfd2, vm2.fd);
+    expectErrno(() => vm2.createGuestMemfd({ size: PS, flags: 0n }), 'EBADF');
+    vm2.close();
+    assert.equal(kvm.files.fstat(memfd2).size, 0n);
+  }),
+);
+
+kvmTest('Kvm.close() releases every fd and mapping made through it', () => {
+  const fds = countOpenFds();
+  const owned = ownedCounts();
+  const kvm = openKvm();
+  const vm = kvm.createVm();
+  const g = vm.createGuestMemfd({ size: 2n * MiB, flags: GMEM_SHARED });
+  g.mmap(0n, 2n * MiB, RW, MAP_SHARED);
+  vm.mmapAnonymous(4n * MiB);
+  kvm.files.dup(g.fd);
+  kvm.files.memfdCreate('left-open');
+  vm.createVcpu(0).load([{ op: 'hlt' }]);
+  kvm.createVm();
+  assert.ok(countOpenFds() > fds);
+  kvm.close();
+  assert.equal(countOpenFds(), fds);
+  assert.deepEqual(ownedCounts(), owned);
+  assert.equal(kvm.session.liveObjects, 0);
+});
+
+kvmTest('the FinalizationRegistry safety net releases what an abandoned, unclosed session held', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  const fds = countOpenFds();
+  const owned = ownedCounts();
+  (() => {
+    // Everything dropped without close(): a user bug the safety net has to catch.
+    const kvm = openKvm();
+    const vm = kvm.createVm();
+    vm.createGuestMemfd({ size: 2n * MiB, flags: GMEM_SHARED }).mmap(0n, 2n * MiB, RW, MAP_SHARED);
+    vm.createVcpu(0).load([{ op: 'hlt' }]);
+    kvm.files.memfdCreate('abandoned');
+  })();
+  assert.ok(countOpenFds() > fds);
+  for (let i = 0; i < 10 && countOpenFds() !== fds; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    gc();
+  }
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(countOpenFds(), fds);
+  assert.deepEqual(ownedCounts(), owned);
+});
+
+kvmTest('200 create/map/bind/run/close cycles leave /proc/self/fd and /proc/self/maps unchanged', (t) => {
+  // In a process of its own (leak-child.ts says why); the counts are taken there.
+  const child = fileURLToPath(new URL('./leak-child.js', import.meta.url));
+  const r = spawnSync(process.execPath, ['--expose-gc', '--min-semi-space-size=4', '--max-semi-space-size=4', child, '200'], {
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+  assert.equal(r.status, 0, `leak workload failed: ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as {
+    cycles: number;
+    gc: boolean;
+    fds: [number, number];
+    fdsAdded: string[];
+    maps: [number, number];
+    added: string[];
+    named: [number, number];
+    owned: [unknown, unknown];
+    known: [number, number];
+    traced: number;
+    left: string[];
+  };
+  t.diagnostic(
+    `${out.cycles} cycles: /proc/self/fd ${out.fds[0]} -> ${out.fds[1]}; /proc/self/maps ${out.maps[0]} -> ${out.maps[1]} lines; ${out.traced} backend mappings traced, ${out.left.length} left`,
+  );
+  assert.ok(out.gc, 'the workload ran with a GC it could force');
+  assert.equal(out.fds[1], out.fds[0], `/proc/self/fd count (new: ${out.fdsAdded.join(', ')})`);
+  assert.equal(out.named[1], out.named[0], 'kvm lines in /proc/self/maps');
+  assert.deepEqual(out.owned[1], out.owned[0], 'fds and mappings owned by backend objects');
+  assert.equal(out.known[1], out.known[0], 'known guest_memfd inodes');
+  assert.ok(out.traced >= 3 * out.cycles, `backend mappings traced: ${out.traced}`);
+  assert.deepEqual(out.left, [], 'backend mappings still in /proc/self/maps');
+  assert.equal(out.maps[1], out.maps[0], `/proc/self/maps line count (lines not there before: ${out.added.join(' | ')})`);
+});
