@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as C from '../src/uapi/constants.js';
 import { CAP, decode, ERRNO, encode, errnoName, IOCTL, structs as S } from '../src/uapi/index.js';
+import * as X86 from '../src/uapi/x86.js';
 
 test('ioctl numbers match KERNEL-SPEC §1.1', () => {
   const expected: Record<string, number> = {
@@ -54,6 +55,20 @@ for (const [name, size, offsets] of layouts) {
     assert.equal(Object.keys(l.fields).length, Object.keys(offsets).length, 'no field left unpinned');
   });
 }
+
+test('x86 vCPU-setup ioctls (kvm_regs 144, kvm_sregs 312, kvm_cpuid2 8, kvm_signal_mask 4 bytes)', () => {
+  assert.deepEqual([X86.kvm_regs.size, X86.kvm_sregs.size, X86.kvm_cpuid2.size, X86.kvm_signal_mask.size], [144, 312, 8, 4]);
+  assert.deepEqual(X86.IOCTL_X86, {
+    KVM_GET_SUPPORTED_CPUID: 0xc008ae05,
+    KVM_SET_TSS_ADDR: 0xae47,
+    KVM_GET_REGS: 0x8090ae81,
+    KVM_SET_REGS: 0x4090ae82,
+    KVM_GET_SREGS: 0x8138ae83,
+    KVM_SET_SREGS: 0x4138ae84,
+    KVM_SET_SIGNAL_MASK: 0x4004ae8b,
+    KVM_SET_CPUID2: 0x4008ae90,
+  });
+});
 
 test('kvm_run: exit_reason at 8, the exit union at 32', () => {
   assert.equal(S.kvm_run.fields.exit_reason.offset, 8);

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { VmType } from '../api.js';
-import { type CampaignResult, counterexampleScenario, MUTANTS, replay, runCampaign, type Side } from '../diff/index.js';
+import { type CampaignResult, counterexampleScenario, MUTANTS, replay, runCampaign, type Side, UNCOMPARED_ACCESSES } from '../diff/index.js';
 import { createModelKvm, getProfile, type KernelProfile } from '../model/index.js';
 import { parseScenario } from '../scenario/index.js';
 import { kvmBackend, loadKvmModule } from './kvm-backend.js';
@@ -52,7 +52,8 @@ function progress(total: number, label: string): { tick(done: number, steps: num
 
 function summary(r: CampaignResult, divergences: number): string {
   const rate = r.ms ? Math.round((r.steps * 1000) / r.ms) : 0;
-  return `${r.sequences} sequences, ${r.steps} steps, ${divergences} divergences, ${rate} steps/s (seed ${r.seed})`;
+  const left = r.uncompared ? `, ${r.uncompared} guest runs not compared (${UNCOMPARED_ACCESSES.id})` : '';
+  return `${r.sequences} sequences, ${r.steps} steps, ${divergences} divergences, ${rate} steps/s${left} (seed ${r.seed})`;
 }
 
 export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise<number> {

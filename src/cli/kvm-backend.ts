@@ -6,13 +6,14 @@ import { readdirSync } from 'node:fs';
 import { release } from 'node:os';
 import type { Kvm } from '../api.js';
 import { hostProfile, type KernelProfile, type ProbedCaps } from '../model/index.js';
-import type { Backend } from '../scenario/index.js';
+import { type Backend, modelBackend, runScenario } from '../scenario/index.js';
 import { CAP } from '../uapi/constants.js';
 import { UserError } from './run.js';
 
 interface KvmModule {
   openKvm(path?: string): Kvm;
   kvmAvailable(): { ok: true } | { ok: false; reason: string };
+  probeCaps(kvm: Kvm, o: { guest?: boolean }): { guest?: { gmemFaultsWithoutHva?: boolean | undefined; hypercallExit: boolean } };
 }
 
 export async function loadKvmModule(): Promise<KvmModule> {
@@ -24,11 +25,15 @@ export async function loadKvmModule(): Promise<KvmModule> {
   }
 }
 
-/** KVM_CHECK_EXTENSION on /dev/kvm for every capability uapi/ names: read-only, nothing created. */
-export function probe(kvm: Kvm): ProbedCaps {
+/**
+ * KVM_CHECK_EXTENSION on /dev/kvm for every capability uapi/ names (read-only), and with `guest`
+ * what tiny guest programs on a throwaway VM show (guest_memfd-only faults, hypercall exits).
+ */
+export function probe(kvm: Kvm, mod?: KvmModule): ProbedCaps {
   const system: Record<number, number> = {};
   for (const cap of Object.values(CAP)) system[cap] = kvm.checkExtension(cap);
-  return { release: release(), system };
+  const guest = mod?.probeCaps(kvm, { guest: true }).guest;
+  return { release: release(), system, ...(guest && { guest: { gmemFaultsWithoutHva: guest.gmemFaultsWithoutHva, hypercallExit: guest.hypercallExit } }) };
 }
 
 export function numaNodes(): number {
@@ -51,7 +56,7 @@ export async function kvmBackend(): Promise<Backend & { hostProfile(): KernelPro
     if (!caps) {
       const kvm = mod.openKvm();
       try {
-        caps = probe(kvm);
+        caps = probe(kvm, mod);
       } finally {
         kvm.close();
       }
@@ -62,12 +67,20 @@ export async function kvmBackend(): Promise<Backend & { hostProfile(): KernelPro
   return {
     name: 'kvm',
     numaNodes: numaNodes(),
+    guest: () => ({ gmemOnlyFaults: probed().guest?.gmemFaultsWithoutHva === true, hypercallExits: probed().guest?.hypercallExit === true }),
     hostProfile: () => hostProfile(probed()),
-    open(kernel) {
-      // A scenario pinned to another kernel's rules describes that kernel, not this one.
-      if (kernel !== undefined && kernel !== 'host' && kernel !== majorMinor(rel)) {
-        return { skip: `written for kernel ${kernel}; this kernel is ${rel}` };
-      }
+    /**
+     * A scenario written for another kernel's rules still runs here if its expectations hold under
+     * this kernel's rules too: the model under the 'host' profile decides. Otherwise it describes
+     * a behaviour this kernel does not have, and is skipped with the first step that differs.
+     */
+    incompatible(sc, kernel) {
+      if (kernel === undefined || kernel === 'host' || kernel === majorMinor(rel)) return undefined;
+      const r = runScenario(sc, 'host-rules', modelBackend({ kernel: hostProfile(probed()), invariants: false }));
+      if (r.status === 'failed') return `written for kernel ${kernel}; under this kernel's rules (${rel}) ${r.reason}`;
+      return undefined;
+    },
+    open() {
       return { kvm: mod.openKvm(), profile: `host ${rel}` };
     },
   };

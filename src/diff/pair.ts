@@ -28,8 +28,20 @@ function digest(b: Uint8Array): string {
   return (h >>> 0).toString(16);
 }
 
+interface SlotView {
+  gpa: bigint;
+  size: bigint;
+  /** the mapping named as userspace_addr, and how much of the slot it covers */
+  map: string | undefined;
+  covered: bigint;
+}
+
 export class Pair {
   steps = 0;
+  /** guest runs left out because they touched host memory that is not the slot's (UNCOMPARED_ACCESSES) */
+  uncompared = 0;
+  private readonly slots = new Map<string, SlotView>();
+  private readonly unmapped = new Set<string>();
   constructor(
     readonly reference: Session,
     readonly candidate: Session,
@@ -44,12 +56,49 @@ export class Pair {
     }
   }
 
+  /** GPA ranges whose host side is not the slot's own mapping. */
+  private foreignHva(gpa: bigint): boolean {
+    for (const s of this.slots.values()) {
+      if (gpa < s.gpa || gpa >= s.gpa + s.size) continue;
+      if (s.map === undefined) return false; // userspace_addr 0 or a number: never ours, always unmapped
+      return this.unmapped.has(s.map) || gpa - s.gpa >= s.covered;
+    }
+    return false;
+  }
+
+  private track(step: Step, got: string): void {
+    if ((step.op === 'set_user_memory_region2' || step.op === 'set_user_memory_region') && got === 'ok') {
+      const key = `${step.vm ?? 'vm'}:${step.slot}`;
+      const size = BigInt(step.memory_size);
+      if (size === 0n) {
+        this.slots.delete(key);
+        return;
+      }
+      const ua = step.userspace_addr;
+      const name = typeof ua === 'string' && !/^-?\d|^-?0x/i.test(ua) ? ua : typeof ua === 'object' ? ua.map : undefined;
+      const maps = new Map(this.reference.mappings());
+      const offset = typeof ua === 'object' ? BigInt(ua.offset) : 0n;
+      const len = name ? (maps.get(name)?.length ?? 0n) : 0n;
+      const span = ((len + 4095n) / 4096n) * 4096n - offset;
+      this.slots.set(key, { gpa: BigInt(step.guest_phys_addr), size, map: name, covered: name ? (span > 0n ? span : 0n) : size });
+    }
+    if (step.op === 'munmap') this.unmapped.add(step.map);
+  }
+
   apply(step: Step, m: DiffModel): void {
     this.steps++;
     m.counter++;
+    if (
+      step.op === 'run' &&
+      step.program?.some((o) => typeof o === 'object' && ('read' in o || 'write' in o) && this.foreignHva(BigInt('read' in o ? o.read : o.write)))
+    ) {
+      this.uncompared++;
+      return;
+    }
     const a = normalize(Pair.safely(this.reference, step));
     const b = normalize(Pair.safely(this.candidate, step));
     if (a !== b) throw new Divergence(step, `${step.op} outcome`, a, b);
+    this.track(step, a);
     if ('as' in step && step.as && !a.startsWith('bad step') && !/^E[A-Z]/.test(a)) {
       if (step.op === 'create_guest_memfd') m.gmems.push(step.as);
       else if (step.op === 'mmap' || step.op === 'mmap_anonymous') m.maps.push(step.as);

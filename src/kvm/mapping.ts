@@ -20,7 +20,7 @@
  * the first byte of the faulting page (or at `offset` if that page is the first one).
  */
 import { HostFault, type HostMapping, KvmError } from '../api.js';
-import { PAGE_SIZE_N, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
+import { MPOL_F_ADDR, PAGE_SIZE_N, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
 import { adoptMapping, releaseMapping } from './fd-table.js';
 import { type GmemRef, releaseGmem } from './known-files.js';
 import { IOVEC_SIZE, MAP_FAILED, sys } from './sys.js';
@@ -305,8 +305,6 @@ export class KvmMapping implements HostMapping {
   }
 }
 
-/** get_mempolicy flag: the policy of an address (uapi/linux/mempolicy.h). */
-const MPOL_F_ADDR = 1 << 1;
 /** Node masks passed to and from the kernel hold this many bits (far above any nr_node_ids). */
 const NODEMASK_BITS = 1024;
 
@@ -316,6 +314,3 @@ function nodemaskBuf(mask: bigint): Uint8Array {
   for (let i = 0; i < NODEMASK_BITS / 64; i++) v.setBigUint64(8 * i, BigInt.asUintN(64, mask >> BigInt(64 * i)), true);
   return buf;
 }
-
-/** mmap flags this backend needs beyond src/uapi (asm-generic/mman.h). */
-export const MAP_NORESERVE = 0x4000;

@@ -4,17 +4,17 @@
  * running kernel does.
  */
 import { type Kvm, KvmError, type VmType } from '../api.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE, VM_TYPE, VM_TYPE_NAMES } from '../uapi/constants.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE, VM_TYPE, VM_TYPE_NAMES } from '../uapi/constants.js';
 import { IOCTL } from '../uapi/ioctls.js';
 import { encode } from '../uapi/layout.js';
+import { IOCTL_X86, kvm_cpuid_entry2, kvm_cpuid2 } from '../uapi/x86.js';
 import { check } from './check.js';
 import { adoptFd, type FdOwner, releaseFd } from './fd-table.js';
 import { KvmFiles } from './files.js';
-import { type KvmMapping, MAP_NORESERVE } from './mapping.js';
+import type { KvmMapping } from './mapping.js';
 import { Session, type SessionOptions } from './session.js';
 import { sys } from './sys.js';
 import { KvmVm } from './vm.js';
-import { IOCTL_X86, kvm_cpuid_entry2, kvm_cpuid2 } from './x86-abi.js';
 
 const O_RDWR = 2;
 const O_CLOEXEC = 0o2000000;

@@ -16,12 +16,12 @@ import { ERRNO, errnoName } from '../uapi/errno.js';
 import { IOCTL } from '../uapi/ioctls.js';
 import { decode, encode, scalar } from '../uapi/layout.js';
 import * as S from '../uapi/structs.js';
+import { IOCTL_X86, KVM_EXIT_INTR, kvm_regs, kvm_sregs, type SEGMENTS } from '../uapi/x86.js';
 import { check } from './check.js';
 import { adoptFd, adoptMapping, type FdOwner, releaseFd, releaseMapping } from './fd-table.js';
 import { MAP_FAILED, sys } from './sys.js';
 import type { KvmVm } from './vm.js';
 import { RunWatchdog } from './watchdog.js';
-import { IOCTL_X86, KVM_EXIT_INTR, kvm_regs, kvm_sregs, type SEGMENTS } from './x86-abi.js';
 
 const EXIT_REASON = S.kvm_run.fields.exit_reason.offset;
 const IMMEDIATE_EXIT = S.kvm_run.fields.immediate_exit.offset;

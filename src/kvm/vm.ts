@@ -19,14 +19,14 @@ import {
   type VmType,
 } from '../api.js';
 import { CodeSlotImage, type HypercallInsn, REGION_COUNT } from '../guest/x86.js';
-import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
+import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
 import { IOCTL } from '../uapi/ioctls.js';
 import { encode } from '../uapi/layout.js';
 import * as S from '../uapi/structs.js';
 import { check } from './check.js';
 import { adoptFd, type FdOwner, releaseFd } from './fd-table.js';
 import { KvmGuestMemfd } from './guest-memfd.js';
-import { KvmMapping, MAP_NORESERVE } from './mapping.js';
+import { KvmMapping } from './mapping.js';
 import { sys } from './sys.js';
 import type { KvmSystem } from './system.js';
 import { KvmVcpu } from './vcpu.js';

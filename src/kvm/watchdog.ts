@@ -12,9 +12,10 @@
  * a run costs two timer_settime calls and no clock reads; a signal that fired after KVM_RUN had
  * already returned stays pending and is consumed with sigtimedwait right away.
  */
+
+import { kvm_signal_mask } from '../uapi/x86.js';
 import { check } from './check.js';
 import { sys } from './sys.js';
-import { kvm_signal_mask } from './x86-abi.js';
 
 /** SIGRTMAX-2 with glibc (SIGRTMAX is 64): unused by Node, libuv and V8. */
 export const WATCHDOG_SIGNAL = 62;

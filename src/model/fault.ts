@@ -9,7 +9,11 @@ import type { ErrnoName } from '../uapi/errno.js';
 import type { Spte } from './mmu.js';
 import type { KvmVm } from './vm.js';
 
-export type FaultOutcome = { kind: 'mapped'; spte: Spte } | { kind: 'mmio' } | { kind: 'memory_fault'; errno: ErrnoName; flags: bigint } | { kind: 'retry' };
+/**
+ * `errno` is what KVM_RUN returns with the exit; it is absent where KVM_RUN returns 0 with the exit
+ * filled in (the 2022 v7 design in src/designs/v7, where the exit was a plain userspace exit).
+ */
+export type FaultOutcome = { kind: 'mapped'; spte: Spte } | { kind: 'mmio' } | { kind: 'memory_fault'; errno?: ErrnoName; flags: bigint } | { kind: 'retry' };
 
 /** Retries a fault may take before the model calls it a livelock (a real vCPU would spin). */
 const MAX_RETRIES = 64;
@@ -55,7 +59,8 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
     // __kvm_faultin_pfn -> hva_to_pfn: the host mapping at userspace_addr; failure is EFAULT (flags 0)
     const hva = slot.userspaceAddr + BigInt(gfn - slot.baseGfn) * PAGE_SIZE_N;
     const p = vm.mm.gup(hva, write);
-    if (!p) return memoryFault(false);
+    // emulated guest code (PVM): the emulator's access failed, so it completes as MMIO
+    if (!p) return vm.profile.emulatedGuestAccess ? { kind: 'mmio' } : memoryFault(false);
     page = p;
     source = { kind: 'hva', hva };
   }

@@ -72,6 +72,26 @@ export abstract class ModelFile {
   readonly noexec: boolean = false;
   /** S_ISREG: only regular files can be ftruncate'd and fallocate'd */
   readonly regular: boolean = false;
+  /** the page cache's side of reclaim and migration, for files that have one (host hazards, src/designs/) */
+  addressSpace?(): AddressSpaceOps;
+}
+
+/**
+ * What page reclaim and page migration reach in a file's page cache: the mapping's flags and its
+ * address_space_operations. Only the host hazards of src/designs/ drive these (HostMm.migratePage,
+ * HostMm.reclaimPage); nothing in the guest_memfd model calls them on its own.
+ */
+export interface AddressSpaceOps {
+  /** the key host VMAs map these pages under (MmapBacking.mappingKey) */
+  readonly mappingKey: object;
+  /** mapping_unevictable(): reclaim never picks these pages (unevictable LRU) */
+  unevictable(): boolean;
+  /** a page-cache page is present at index */
+  present(index: number): boolean;
+  /** a_ops->migrate_folio: move the page to a new one, or throw KvmError with the errno that refuses */
+  migrateFolio(index: number): void;
+  /** a_ops->writepage from reclaim: 'swapped' (the page left the page cache for swap) or 'redirtied' (it stays) */
+  writepage(index: number): 'swapped' | 'redirtied';
 }
 
 /** What mmap(2) of a file installs in the VMA: the fault handler and how truncation reaches it. */

@@ -14,7 +14,7 @@ import {
   PAGE_SIZE_N,
 } from '../uapi/constants.js';
 import type { ErrnoName } from '../uapi/errno.js';
-import { type FaultResult, type FMode, fail, type MmapBacking, ModelFile, type StatFields } from './file.js';
+import { type AddressSpaceOps, type FaultResult, type FMode, fail, type MmapBacking, ModelFile, type StatFields } from './file.js';
 import type { HostMm } from './host.js';
 import { DEFAULT_POLICY, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
 import type { Memslot, PrivateFile } from './memslots.js';
@@ -205,7 +205,9 @@ export class GmemFile extends ModelFile implements PrivateFile {
     const op = 'KVM_SET_USER_MEMORY_REGION2';
     if (this.vm !== slot.vm) fail(op, 'EINVAL', 'kvm_gmem_bind: guest_memfd belongs to another VM');
     const size = BigInt(slot.npages) * PAGE_SIZE_N;
-    if (offset >= 1n << 63n || offset % PAGE_SIZE_N !== 0n || offset + size > this.inode.size) {
+    // loff_t arithmetic: offset + size can overflow to a negative value, which then passes the
+    // i_size test (found by guestmem diff against 6.18: offset 0x7ffffffffffff000 binds)
+    if (offset >= 1n << 63n || offset % PAGE_SIZE_N !== 0n || BigInt.asIntN(64, offset + size) > this.inode.size) {
       fail(op, 'EINVAL', 'kvm_gmem_bind: offset negative, unaligned, or offset+size past the file size');
     }
     const start = Number(offset / PAGE_SIZE_N);
@@ -271,6 +273,23 @@ export class GmemFile extends ModelFile implements PrivateFile {
         setPolicy: (pgoff: number, n: number, p: Policy) => inode.policy?.set(pgoff, pgoff + n, p),
         getPolicy: (pgoff: number) => inode.policy?.get(pgoff) ?? DEFAULT_POLICY,
       }),
+    };
+  }
+
+  /**
+   * The mapping's side of reclaim and migration (driven only by the host hazards of src/designs/):
+   * __kvm_gmem_create calls mapping_set_unmovable (later mapping_set_inaccessible), which sets
+   * AS_UNEVICTABLE and AS_UNMOVABLE, and kvm_gmem_migrate_folio refuses with -EINVAL should a
+   * migration reach a folio anyway.
+   */
+  override addressSpace(): AddressSpaceOps {
+    const inode = this.inode;
+    return {
+      mappingKey: inode,
+      unevictable: () => true,
+      present: (index) => inode.isPresent(index),
+      migrateFolio: () => fail('migrate_folio', 'EINVAL', 'kvm_gmem_migrate_folio: guest_memfd folios are unmovable (AS_UNMOVABLE)'),
+      writepage: () => 'redirtied',
     };
   }
 

@@ -5,7 +5,7 @@
  */
 import { HostFault, type HostMapping } from '../api.js';
 import { MADV, PAGE_SIZE, PAGE_SIZE_N, PROT_EXEC, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
-import { type FaultResult, fail, type MmapBacking } from './file.js';
+import { type FaultResult, fail, type MmapBacking, type ModelFile } from './file.js';
 import { mbindPolicy, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
 
 /** mmu_notifier_ops.invalidate_range_start/end collapsed into one call on [start, end) host addresses. */
@@ -32,7 +32,6 @@ export class HostMm {
     return page;
   }
   private readonly notifiers = new Set<MmuNotifier>();
-  private nextAddr = MMAP_BASE;
 
   register(n: MmuNotifier): void {
     this.notifiers.add(n);
@@ -45,13 +44,27 @@ export class HostMm {
     for (const n of this.notifiers) n.invalidateHvaRange(start, end);
   }
 
+  /**
+   * vm_unmapped_area, top-down: the highest gap below mmap_base that fits, so a range freed by
+   * munmap is handed out again, as in a real process (a memslot whose userspace_addr was unmapped
+   * may later alias a new mapping).
+   */
+  private place(len: bigint): bigint {
+    const taken = [...this.vmas].sort((a, b) => (a.addr > b.addr ? -1 : 1));
+    let top = MMAP_BASE;
+    for (const m of taken) {
+      if (m.addr + m.span <= top && top - (m.addr + m.span) >= len) break;
+      if (m.addr < top) top = m.addr;
+    }
+    const addr = top - len;
+    if (addr < 0x10000n) fail('mmap', 'ENOMEM', 'address space exhausted');
+    return addr;
+  }
+
   /** do_mmap after the file's own checks: pick an address and install the VMA. */
   map(length: bigint, prot: number, backing: MmapBacking | null, pgoff: number, shared: boolean): ModelMapping {
     const len = (length + PAGE_SIZE_N - 1n) & ~(PAGE_SIZE_N - 1n);
-    // Top-down like the kernel's allocator, with a guard page between mappings.
-    const addr = this.nextAddr - len;
-    if (addr < 0x10000n) fail('mmap', 'ENOMEM', 'address space exhausted');
-    this.nextAddr = addr - PAGE_SIZE_N;
+    const addr = this.place(len);
     backing?.file.get();
     const m = new ModelMapping(this, addr, length, prot, backing, pgoff, shared);
     this.vmas.push(m);
@@ -117,6 +130,37 @@ export class HostMm {
 
   get mappings(): readonly ModelMapping[] {
     return this.vmas;
+  }
+
+  // ---- Reclaim and migration of one page-cache page. Host hazards for src/designs/ (the v7 review
+  // asked what happens to private pages when mm moves or swaps them); the guest_memfd model never
+  // starts either on its own.
+
+  /**
+   * migrate_pages for one page-cache page (compaction, NUMA balancing, hot-unplug): the mapping's
+   * migrate_folio moves it or refuses (a KvmError with its errno). On success try_to_migrate has
+   * replaced every host PTE, so the MMU notifiers fire; whoever took the page without one keeps
+   * the old page.
+   */
+  migratePage(file: ModelFile, index: number): void {
+    const a = file.addressSpace?.();
+    // move_pages(2) reports a page that is not there as -ENOENT
+    if (!a?.present(index)) fail('migrate_pages', 'ENOENT', `no page-cache page at index ${index} of ${file.kind}`);
+    a.migrateFolio(index);
+    this.truncated(a.mappingKey, index, 1, false);
+  }
+
+  /**
+   * shrink_folio_list for one page-cache page: an unevictable mapping's page is never taken; else
+   * try_to_unmap (MMU notifiers fire) and pageout, where the mapping's writepage swaps the page out
+   * or redirties it.
+   */
+  reclaimPage(file: ModelFile, index: number): 'swapped' | 'redirtied' | 'unevictable' | 'absent' {
+    const a = file.addressSpace?.();
+    if (!a?.present(index)) return 'absent';
+    if (a.unevictable()) return 'unevictable';
+    this.truncated(a.mappingKey, index, 1, false);
+    return a.writepage(index);
   }
 }
 

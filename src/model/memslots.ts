@@ -79,9 +79,12 @@ export class Memslots {
     return [...this.slots.values()];
   }
 
-  /** KVM_SET_USER_MEMORY_REGION (v1 = true) or KVM_SET_USER_MEMORY_REGION2. */
-  set(m: RegionArgs, v1: boolean, fget: (fd: number) => ModelFile | undefined): void {
-    const op = v1 ? 'KVM_SET_USER_MEMORY_REGION' : 'KVM_SET_USER_MEMORY_REGION2';
+  /**
+   * KVM_SET_USER_MEMORY_REGION (v1 = true) or KVM_SET_USER_MEMORY_REGION2. `op` names the ioctl in
+   * errors where another design reaches this path through its own ioctl (src/designs/v7: the v1
+   * ioctl with the _ext struct).
+   */
+  set(m: RegionArgs, v1: boolean, fget: (fd: number) => ModelFile | undefined, op = v1 ? 'KVM_SET_USER_MEMORY_REGION' : 'KVM_SET_USER_MEMORY_REGION2'): void {
     const profile = this.vm.profile;
     // kvm_vm_ioctl: the v1 struct cannot carry guest_memfd, so only v1 flags pass
     if (v1 && m.flags & ~KVM_SET_USER_MEMORY_REGION_V1_FLAGS) fail(op, 'EINVAL', 'kvm_vm_ioctl: flag not valid for the v1 ioctl');
@@ -171,7 +174,7 @@ export class Memslots {
 
   /** kvm_arch_nr_memslot_as_ids: x86 has the SMM address space unless the VM has protected state. */
   private nrAddressSpaces(): number {
-    return this.vm.hasProtectedState ? 1 : KVM_ADDRESS_SPACE_NUM;
+    return this.vm.hasProtectedState ? 1 : Math.min(KVM_ADDRESS_SPACE_NUM, this.vm.profile.addressSpaces);
   }
 
   private overlaps(asId: number, id: number, start: number, end: number): boolean {

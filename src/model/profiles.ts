@@ -32,6 +32,14 @@ export interface KernelProfile {
   readonly preFault: 'absent' | 'unsupported' | 'tdp';
   /** guest faults on slots of MMAP guest_memfds are served from guest_memfd (KVM_MEMSLOT_GMEM_ONLY, 6.18) */
   readonly gmemOnlySlots: boolean;
+  /**
+   * Guest code is emulated (PVM): every guest access goes through userspace_addr, and an address
+   * the host cannot reach there is emulated MMIO (the x86 emulator's read/write falls back to
+   * vcpu_mmio_read/write) rather than KVM_EXIT_MEMORY_FAULT.
+   */
+  readonly emulatedGuestAccess: boolean;
+  /** memslot address spaces (kvm_arch_nr_memslot_as_ids): 2 with SMM, 1 without (PVM has none) */
+  readonly addressSpaces: number;
   /** guest_memfd inodes carry a shared NUMA policy (vm_ops set_policy/get_policy; after 6.18) */
   readonly gmemMempolicy: boolean;
   /**
@@ -58,6 +66,8 @@ const v6_8: KernelProfile = {
   preFault: 'absent',
   gmemOnlySlots: false,
   gmemMempolicy: false,
+  addressSpaces: 2,
+  emulatedGuestAccess: false,
 };
 
 const v6_12: KernelProfile = {
@@ -80,6 +90,8 @@ const v6_18: KernelProfile = {
   preFault: 'tdp',
   gmemOnlySlots: true,
   gmemMempolicy: false,
+  addressSpaces: 2,
+  emulatedGuestAccess: false,
 };
 
 const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3', bindOverlapErrno: 'EEXIST', gmemMempolicy: true };
@@ -107,6 +119,13 @@ export interface ProbedCaps {
   readonly release: string;
   /** KVM_CHECK_EXTENSION on /dev/kvm for every probed capability */
   readonly system: Readonly<Record<number, number>>;
+  /** what tiny guest programs showed (kvm backend probeCaps with guest: true) */
+  readonly guest?: {
+    /** a guest_memfd-only slot without a host mapping serves guest faults (6.18 GMEM_ONLY with TDP) */
+    readonly gmemFaultsWithoutHva?: boolean | undefined;
+    /** KVM_HC_MAP_GPA_RANGE reaches userspace as KVM_EXIT_HYPERCALL */
+    readonly hypercallExit: boolean;
+  };
 }
 
 /**
@@ -128,6 +147,11 @@ export function hostProfile(caps: ProbedCaps): KernelProfile {
     gmemFlags: BigInt(cap(CAP.KVM_CAP_GUEST_MEMFD_FLAGS)),
     memoryAttributes: cap(CAP.KVM_CAP_MEMORY_ATTRIBUTES) !== 0,
     preFault,
+    // KVM_CAP_MULTI_ADDRESS_SPACE answers KVM_ADDRESS_SPACE_NUM; 0 means a single address space
+    addressSpaces: cap(CAP.KVM_CAP_MULTI_ADDRESS_SPACE) || 1,
+    // where guest code is emulated through userspace_addr (PVM), guest_memfd never serves a fault
+    gmemOnlySlots: base.gmemOnlySlots && caps.guest?.gmemFaultsWithoutHva !== false,
+    emulatedGuestAccess: caps.guest?.gmemFaultsWithoutHva === false,
     capsOverride: caps.system,
   };
 }

@@ -8,7 +8,6 @@ import type { GuestOp, GuestProgram, PreFaultMemory, RunOptions, Vcpu, VcpuExit,
 import { CODE_GPA, CODE_SIZE, CODE_SLOT, KvmError } from '../api.js';
 import { KVM_EXIT_HYPERCALL_LONG_MODE, KVM_HC_MAP_GPA_RANGE, PAGE_SIZE_N } from '../uapi/constants.js';
 import { KVM_EINVAL, KVM_ENOSYS } from '../uapi/errno.js';
-import { faultIn } from './fault.js';
 import { type FMode, fail, ModelFile, type StatFields } from './file.js';
 import type { Spte } from './mmu.js';
 import type { ModelProcess } from './process.js';
@@ -20,7 +19,9 @@ const STEP_BUDGET = 1_000_000;
 /** The vCPU's anon-inode file ("kvm-vcpu"): holds its VM, and the architectural state. */
 export class VcpuFile extends ModelFile {
   readonly kind = 'kvm-vcpu';
-  readonly fmode: FMode = { read: true, write: true, pread: false, lseek: false };
+  // kvm_vcpu_fops has .llseek = noop_llseek
+  readonly fmode: FMode = { read: true, write: true, pread: false, lseek: true };
+  override readonly noexec = true;
   program: GuestProgram | undefined;
   pc = 0;
   /** an exit that the next KVM_RUN completes (complete_userspace_io) */
@@ -38,6 +39,9 @@ export class VcpuFile extends ModelFile {
   }
   statFields(): StatFields {
     return { mode: 0o600, size: 0n, blocks: 0n };
+  }
+  override llseek(): bigint {
+    return this.pos;
   }
   protected override release(): void {
     this.vm.vcpuIds.delete(this.id);
@@ -85,15 +89,8 @@ export class ModelVcpu implements Vcpu {
     const v = this.file('load');
     if (!v.vm.codeMapping) {
       const map = this.vmHandle.mmapAnonymous(CODE_SIZE);
-      this.vmHandle.setUserMemoryRegion2({
-        slot: CODE_SLOT,
-        flags: 0,
-        guestPhysAddr: CODE_GPA,
-        memorySize: CODE_SIZE,
-        userspaceAddr: map.addr,
-        guestMemfd: 0,
-        guestMemfdOffset: 0n,
-      });
+      // the v1 ioctl: a flags-0 slot is the same through either, and src/designs/v7 has only v1
+      this.vmHandle.setUserMemoryRegion({ slot: CODE_SLOT, flags: 0, guestPhysAddr: CODE_GPA, memorySize: CODE_SIZE, userspaceAddr: map.addr });
       v.vm.codeMapping = map;
     }
     v.program = program;
@@ -182,7 +179,7 @@ export class ModelVcpu implements Vcpu {
       let spte = vm.mmu.sptes.get(gfn);
       if (!spte || (write && !spte.writable)) {
         const isPrivate = this.isPrivate(vm, gfn, shared);
-        const r = faultIn(vm, gfn, write, isPrivate);
+        const r = vm.faultIn(gfn, write, isPrivate);
         if (r.kind === 'mmio') {
           if (!write) v.pending = 'mmio_read';
           else v.pc++;
@@ -191,7 +188,12 @@ export class ModelVcpu implements Vcpu {
         if (r.kind === 'memory_fault') {
           return {
             ok: false,
-            exit: { reason: 'memory_fault', errno: r.errno, memoryFault: { flags: r.flags, gpa: BigInt(gfn) * PAGE_SIZE_N, size: PAGE_SIZE_N } },
+            exit: {
+              reason: 'memory_fault',
+              // no errno: KVM_RUN returned 0 (src/designs/v7's exit)
+              ...(r.errno !== undefined && { errno: r.errno }),
+              memoryFault: { flags: r.flags, gpa: BigInt(gfn) * PAGE_SIZE_N, size: PAGE_SIZE_N },
+            },
           };
         }
         if (r.kind !== 'mapped') throw new Error('unreachable');
@@ -233,10 +235,13 @@ export class ModelVcpu implements Vcpu {
       }
       const gfn = Number(gpa / PAGE_SIZE_N);
       const isPrivate = v.vm.hasPrivateMem && v.vm.attributes.isPrivate(gfn);
-      const f = faultIn(v.vm, gfn, false, isPrivate);
+      const f = v.vm.faultIn(gfn, false, isPrivate);
       if (f.kind !== 'mapped') {
         // kvm_tdp_map_page: RET_PF_EMULATE (no slot, MMIO) -> ENOENT; fault errors pass through
-        err = new KvmError(op, f.kind === 'mmio' ? 'ENOENT' : f.kind === 'memory_fault' ? f.errno : 'EIO', 'page could not be mapped', { gpa, size });
+        err = new KvmError(op, f.kind === 'mmio' ? 'ENOENT' : f.kind === 'memory_fault' ? (f.errno ?? 'EFAULT') : 'EIO', 'page could not be mapped', {
+          gpa,
+          size,
+        });
         break;
       }
       gpa += PAGE_SIZE_N;

@@ -8,6 +8,7 @@ import type { CreateGuestMemfd, GuestMemfd, HostMapping, MemoryAttributes, Users
 import { CAP, GUEST_MEMFD_FLAG_INIT_SHARED, KVM_HC_MAP_GPA_RANGE, PAGE_SIZE_N, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
 import { MemAttributes } from './attributes.js';
 import { checkExtension } from './caps.js';
+import { type FaultOutcome, faultIn } from './fault.js';
 import { type FMode, fail, ModelFile, type StatFields } from './file.js';
 import { GmemFile, GmemInode } from './guest-memfd.js';
 import type { HostMm, MmuNotifier } from './host.js';
@@ -70,6 +71,11 @@ export class KvmVm implements MmuNotifier {
     return this.users;
   }
 
+  /** The guest page-fault path (fault.ts); src/designs/v7 overrides it with the 2022 fault path. */
+  faultIn(gfn: number, write: boolean, isPrivate: boolean): FaultOutcome {
+    return faultIn(this, gfn, write, isPrivate);
+  }
+
   /**
    * kvm_mmu_notifier_invalidate_range_start/end: host PTEs in [start, end) changed; zap the
    * GFNs of every slot whose userspace_addr range intersects it. (The SHARED attr filter selects
@@ -98,7 +104,10 @@ export class KvmVm implements MmuNotifier {
 /** The VM's anon-inode file ("kvm-vm"). Its release drops the fd's VM reference. */
 export class VmFile extends ModelFile {
   readonly kind = 'kvm-vm';
-  readonly fmode: FMode = { read: true, write: true, pread: false, lseek: false };
+  // kvm_vm_fops has .llseek = noop_llseek: lseek succeeds and reports the position
+  readonly fmode: FMode = { read: true, write: true, pread: false, lseek: true };
+  // anon_inode_getfd: every anon-inode file lives on the noexec anon_inodefs mount
+  override readonly noexec = true;
   constructor(
     ino: bigint,
     readonly vm: KvmVm,
@@ -108,6 +117,9 @@ export class VmFile extends ModelFile {
   }
   statFields(): StatFields {
     return { mode: 0o600, size: 0n, blocks: 0n };
+  }
+  override llseek(): bigint {
+    return this.pos;
   }
   protected override release(): void {
     this.vm.put();

@@ -46,6 +46,13 @@ export interface Backend {
   check?(kvm: Kvm): string[];
   /** NUMA nodes the backend's host has (requires "numa_nodes:N"). */
   readonly numaNodes: number;
+  /**
+   * What guest code can do here, found by running it (requires "gmem_only_faults", "hypercall_exits");
+   * absent means everything the kernel's capabilities promise works.
+   */
+  guest?(): { gmemOnlyFaults: boolean; hypercallExits: boolean };
+  /** Why this backend cannot judge a scenario written for another kernel's rules, if it cannot. */
+  incompatible?(sc: Scenario, kernel: string | undefined): string | undefined;
 }
 
 export type Status = 'passed' | 'failed' | 'skipped';
@@ -78,7 +85,12 @@ type Outcome =
 type Obj = { kind: 'kvm' } | { kind: 'vm'; vm: Vm } | { kind: 'fd'; fd: number; close?: () => void } | { kind: 'map'; map: HostMapping };
 
 /** Which capability a `requires` entry needs, checked through KVM_CHECK_EXTENSION on /dev/kvm. */
-export function unmetRequirement(kvm: Kvm, req: string, numaNodes: number): string | undefined {
+export function unmetRequirement(
+  kvm: Kvm,
+  req: string,
+  numaNodes: number,
+  guest?: () => { gmemOnlyFaults: boolean; hypercallExits: boolean },
+): string | undefined {
   const [what, arg] = req.split(':') as [string, string | undefined];
   const cap = (c: number) => kvm.checkExtension(c);
   switch (what) {
@@ -100,6 +112,11 @@ export function unmetRequirement(kvm: Kvm, req: string, numaNodes: number): stri
       return cap(CAP.KVM_CAP_PRE_FAULT_MEMORY) ? undefined : 'KVM_CAP_PRE_FAULT_MEMORY is 0';
     case 'exit_hypercall':
       return cap(CAP.KVM_CAP_EXIT_HYPERCALL) & (1 << KVM_HC_MAP_GPA_RANGE) ? undefined : 'KVM_CAP_EXIT_HYPERCALL lacks KVM_HC_MAP_GPA_RANGE';
+    case 'gmem_only_faults':
+      if (!cap(CAP.KVM_CAP_GUEST_MEMFD_FLAGS)) return 'KVM_CAP_GUEST_MEMFD_FLAGS is 0';
+      return !guest || guest().gmemOnlyFaults ? undefined : 'guest accesses reach memory only through userspace_addr here (guest code is emulated)';
+    case 'hypercall_exits':
+      return !guest || guest().hypercallExits ? undefined : 'KVM_HC_MAP_GPA_RANGE never exits to userspace here';
     case 'numa_nodes':
       return numaNodes >= Number(arg) ? undefined : `the host has ${numaNodes} NUMA node(s), ${arg} needed`;
     default:
@@ -110,6 +127,8 @@ export function unmetRequirement(kvm: Kvm, req: string, numaNodes: number): stri
 class Context {
   readonly objs = new Map<string, Obj>();
   readonly vcpus = new Map<Vm, Map<number, Vcpu>>();
+  /** names whose fd a close step already closed */
+  readonly closed = new Set<string>();
   constructor(readonly kvm: Kvm) {
     this.objs.set('kvm', { kind: 'kvm' });
   }
@@ -302,11 +321,13 @@ function execute(ctx: Context, s: Step): unknown {
       return { fd };
     }
     case 'close': {
-      // Close through the owning object where there is one, so the backend's ownership stays true.
-      const o = typeof s.fd === 'string' ? ctx.objs.get(s.fd) : undefined;
+      // Close through the owning object the first time, so the backend's ownership stays true;
+      // later closes of the same name are the raw syscall (EBADF, as a second close(2) is).
+      const o = typeof s.fd === 'string' && !ctx.closed.has(s.fd) ? ctx.objs.get(s.fd) : undefined;
       if (o?.kind === 'vm') o.vm.close();
       else if (o?.kind === 'fd' && o.close) o.close();
       else f.close(ctx.fd(s.fd));
+      if (typeof s.fd === 'string') ctx.closed.add(s.fd);
       return 0;
     }
     case 'run': {
@@ -524,7 +545,8 @@ export class Session {
     };
     for (const o of this.ctx.objs.values()) if (o.kind === 'map') o.map.unmap();
     for (const m of this.ctx.vcpus.values()) for (const v of m.values()) quietly(() => v.close());
-    for (const o of this.ctx.objs.values()) {
+    for (const [name, o] of this.ctx.objs) {
+      if (this.ctx.closed.has(name)) continue;
       if (o.kind === 'fd') quietly(() => (o.close ? o.close() : this.kvm.files.close(o.fd)));
       else if (o.kind === 'vm') quietly(() => o.vm.close());
     }
@@ -544,12 +566,14 @@ export { judge };
 export function runScenario(sc: Scenario, file: string, backend: Backend, kernelOverride?: string): ScenarioResult {
   const kernel = kernelOverride ?? sc.kernel;
   const base = { name: sc.name, file, backend: backend.name, kernel: kernel ?? 'default', steps: [] as StepResult[] };
+  const why = backend.incompatible?.(sc, kernel);
+  if (why) return { ...base, status: 'skipped', reason: why };
   const opened = backend.open(kernel);
   if ('skip' in opened) return { ...base, status: 'skipped', reason: opened.skip };
   const { kvm } = opened;
   base.kernel = opened.profile;
   for (const req of sc.requires ?? []) {
-    const why = unmetRequirement(kvm, req, backend.numaNodes);
+    const why = unmetRequirement(kvm, req, backend.numaNodes, backend.guest?.bind(backend));
     if (why) {
       kvm.close();
       return { ...base, status: 'skipped', reason: `requires ${req}: ${why}` };

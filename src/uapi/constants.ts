@@ -14,6 +14,8 @@ export const CAP = {
   KVM_CAP_USER_MEMORY: 3,
   KVM_CAP_NR_MEMSLOTS: 10,
   KVM_CAP_READONLY_MEM: 81,
+  KVM_CAP_X86_SMM: 117,
+  KVM_CAP_MULTI_ADDRESS_SPACE: 118,
   KVM_CAP_EXIT_HYPERCALL: 201,
   KVM_CAP_USER_MEMORY2: 231,
   KVM_CAP_MEMORY_FAULT_INFO: 232,
@@ -121,6 +123,7 @@ export const MAP_SHARED = 0x01;
 export const MAP_PRIVATE = 0x02;
 export const MAP_SHARED_VALIDATE = 0x03;
 export const MAP_ANONYMOUS = 0x20;
+export const MAP_NORESERVE = 0x4000;
 export const MAP_FLAGS = { shared: MAP_SHARED, private: MAP_PRIVATE, shared_validate: MAP_SHARED_VALIDATE } as const;
 
 /** lseek whence. */
@@ -159,5 +162,7 @@ export const MPOL = {
   weighted_interleave: 6,
 } as const;
 export const MPOL_MAX = 7;
+/** get_mempolicy flag: the policy governing an address */
+export const MPOL_F_ADDR = 2;
 /** MPOL_F_STATIC_NODES | MPOL_F_RELATIVE_NODES | MPOL_F_NUMA_BALANCING, carried in the mode argument */
 export const MPOL_MODE_FLAGS = (1 << 15) | (1 << 14) | (1 << 13);

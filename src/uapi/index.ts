@@ -3,3 +3,4 @@ export * from './errno.js';
 export * from './ioctls.js';
 export * from './layout.js';
 export * as structs from './structs.js';
+export * as x86 from './x86.js';

@@ -5,12 +5,12 @@
 import type { Layout } from './layout.js';
 import * as S from './structs.js';
 
-const IOC_NONE = 0;
-const IOC_WRITE = 1;
-const IOC_READ = 2;
+export const IOC_NONE = 0;
+export const IOC_WRITE = 1;
+export const IOC_READ = 2;
 export const KVMIO = 0xae;
 
-function ioc(dir: number, type: number, nr: number, size: number): number {
+export function ioc(dir: number, type: number, nr: number, size: number): number {
   // (dir << 30) overflows int32 in JS bit ops: build it with arithmetic.
   return dir * 2 ** 30 + ((size & 0x3fff) << 16) + (type << 8) + nr;
 }

@@ -1,14 +1,11 @@
 /**
- * STAGING for src/uapi/: the x86 vCPU-setup structs and ioctls that running a guest needs and that
- * src/uapi/ does not declare yet (kvm_regs, kvm_sregs, kvm_cpuid2, kvm_signal_mask and their
- * ioctls, arch/x86/include/uapi/asm/kvm.h and include/uapi/linux/kvm.h). They are declared with
- * uapi's own `defineLayout`, and the ioctl numbers are computed from the layouts the way
- * asm-generic/ioctl.h does, so this file can move into src/uapi/ (structs.ts + ioctls.ts) unchanged
- * in substance; it lives here only because src/uapi/ is owned by another engineer right now.
+ * The x86 vCPU-setup structs and ioctls that running a guest needs (kvm_regs, kvm_sregs,
+ * kvm_cpuid2, kvm_signal_mask; arch/x86/include/uapi/asm/kvm.h and include/uapi/linux/kvm.h),
+ * declared as data like structs.ts, with ioctl numbers computed from the layouts.
  */
 
-import { KVMIO } from '../uapi/ioctls.js';
-import { defineLayout, type FieldSpec, type Layout } from '../uapi/layout.js';
+import { IOC_NONE, IOC_READ, IOC_WRITE, ioc as iocFull, KVMIO } from './ioctls.js';
+import { defineLayout, type FieldSpec, type Layout } from './layout.js';
 
 export const kvm_regs = defineLayout('kvm_regs', 144, {
   rax: { type: 'u64', offset: 0 },
@@ -116,13 +113,7 @@ export const kvm_signal_mask = defineLayout('kvm_signal_mask', 4, {
   len: { type: 'u32', offset: 0 },
 });
 
-const IOC_NONE = 0;
-const IOC_WRITE = 1;
-const IOC_READ = 2;
-function ioc(dir: number, nr: number, size: number): number {
-  // dir << 30 would overflow a signed 32-bit JS shift: build the number arithmetically.
-  return dir * 2 ** 30 + ((size & 0x3fff) << 16) + (KVMIO << 8) + nr;
-}
+const ioc = (dir: number, nr: number, size: number): number => iocFull(dir, KVMIO, nr, size);
 
 export const IOCTL_X86 = {
   KVM_GET_SUPPORTED_CPUID: ioc(IOC_READ | IOC_WRITE, 0x05, kvm_cpuid2.size),
