@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { CLI, ROOT } from './support/files.js';
+import { kvmTest } from './support/kvm-gate.js';
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8' });
@@ -95,4 +96,23 @@ test('caps: the model column lists every capability', () => {
   assert.equal(j.model.caps.KVM_CAP_GUEST_MEMFD_FLAGS, 3);
   assert.equal(j.model.caps.KVM_CAP_VM_TYPES, 3);
   assert.equal(j.model.caps.KVM_CAP_EXIT_HYPERCALL, 4096);
+});
+
+kvmTest('demo --backend kvm: host and guest share guest_memfd pages; a punched page reads zero', () => {
+  const r = cli('demo', '--backend', 'kvm');
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /guest reads it \(4 bytes\): exit hlt, guest read 0x41424344/);
+  assert.match(r.out, /host reads page 1 \+ 0x20 through its mapping: 0x5a/);
+  assert.match(r.out, /host reads page 0 \+ 0x10: 00000000/);
+  assert.match(r.out, /guest reads page 0 \+ 0x10 again: exit hlt, guest read 0x0/);
+});
+
+kvmTest('run --backend kvm and caps on the live kernel', () => {
+  const r = cli('run', '--backend', 'kvm', EXAMPLE);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /kvm host 6\.\d+/);
+  const c = cli('caps', '--json');
+  const j = JSON.parse(c.out) as { kvm: { caps: Record<string, number>; guest?: { hypercallExit: boolean } } };
+  assert.equal(j.kvm.caps.KVM_CAP_GUEST_MEMFD, 1);
+  assert.equal(typeof j.kvm.guest?.hypercallExit, 'boolean');
 });

@@ -1,7 +1,8 @@
 /** `guestmem caps`: the model's capabilities beside the live kernel's. */
-import { createModelKvm, PROFILES } from '../model/index.js';
+import { createModelKvm, getProfile, hostProfile, type ProbedCaps } from '../model/index.js';
 import { CAP, GUEST_MEMFD_FLAGS, VM_TYPE } from '../uapi/constants.js';
-import { kvmBackend, loadKvmModule, probe } from './kvm-backend.js';
+import { loadKvmModule, probe } from './kvm-backend.js';
+import { UserError } from './run.js';
 
 function vmTypes(mask: number): string {
   return (
@@ -21,24 +22,15 @@ function gmemFlags(v: number): string {
 }
 
 export async function capsReport(kernel: string, json: boolean): Promise<string> {
-  const model = createModelKvm({ kernel: kernel === 'host' ? '6.18' : kernel });
-  const modelCaps: Record<string, number> = {};
-  for (const [name, cap] of Object.entries(CAP)) modelCaps[name] = model.checkExtension(cap);
-  model.close();
-
-  let live: Record<string, number> | undefined;
+  let probed: ProbedCaps | undefined;
   let liveWhy = '';
-  let release = '';
   try {
     const mod = await loadKvmModule();
     const avail = mod.kvmAvailable();
     if (avail.ok) {
       const kvm = mod.openKvm();
       try {
-        const p = probe(kvm);
-        release = p.release;
-        live = {};
-        for (const [name, cap] of Object.entries(CAP)) live[name] = p.system[cap] ?? 0;
+        probed = probe(kvm, mod);
       } finally {
         kvm.close();
       }
@@ -46,15 +38,23 @@ export async function capsReport(kernel: string, json: boolean): Promise<string>
   } catch (e) {
     liveWhy = (e as Error).message;
   }
-  if (kernel === 'host' && live) await kvmBackend();
-  if (json)
+  if (kernel === 'host' && !probed) throw new UserError(`--kernel host needs /dev/kvm: ${liveWhy}`);
+  const profile = kernel === 'host' && probed ? hostProfile(probed) : getProfile(kernel);
+  const model = createModelKvm({ kernel: profile });
+  const modelCaps: Record<string, number> = {};
+  for (const [name, cap] of Object.entries(CAP)) modelCaps[name] = model.checkExtension(cap);
+  model.close();
+  const live = probed ? Object.fromEntries(Object.entries(CAP).map(([name, cap]) => [name, probed.system[cap] ?? 0])) : undefined;
+  const guest = probed?.guest;
+
+  if (json) {
     return JSON.stringify(
-      { model: { profile: PROFILES[kernel]?.name ?? kernel, caps: modelCaps }, kvm: live ? { release, caps: live } : { unavailable: liveWhy } },
+      { model: { profile: profile.name, caps: modelCaps }, kvm: probed ? { release: probed.release, caps: live, guest } : { unavailable: liveWhy } },
       null,
       2,
     );
-
-  const rows = [['capability', `model (${kernel})`, live ? `/dev/kvm (${release})` : '/dev/kvm']];
+  }
+  const rows = [['capability', `model (${profile.name})`, probed ? `/dev/kvm (${probed.release})` : '/dev/kvm']];
   for (const name of Object.keys(CAP)) {
     const fmt = (v: number | undefined) =>
       v === undefined
@@ -73,6 +73,13 @@ export async function capsReport(kernel: string, json: boolean): Promise<string>
       .join('  ')
       .trimEnd(),
   );
-  if (!live) lines.push(`(/dev/kvm not probed: ${liveWhy})`);
+  if (!probed) lines.push(`(/dev/kvm not probed: ${liveWhy})`);
+  if (guest) {
+    lines.push('');
+    lines.push(
+      `guest programs on /dev/kvm: guest_memfd-only slots ${guest.gmemFaultsWithoutHva === false ? 'are NOT served from guest_memfd (guest code is emulated through userspace_addr)' : 'are served from guest_memfd'}; KVM_HC_MAP_GPA_RANGE ${guest.hypercallExit ? 'exits to userspace' : 'never exits to userspace'}`,
+    );
+    lines.push('--kernel host makes the model follow these answers (guestmem run --kernel host ...)');
+  }
   return lines.join('\n');
 }

@@ -35,7 +35,7 @@ async function guarded(fn: () => Promise<number>): Promise<void> {
     if (!(e instanceof LabError)) throw e;
     process.stderr.write(`\nguestmem lab: ${e.stage}: ${e.message}\n`);
     if (e.detail) process.stderr.write(`${e.detail.replace(/^/gm, '  ')}\n`);
-    process.exitCode = 3;
+    process.exitCode = e.stage === 'args' ? 2 : 3;
   }
 }
 

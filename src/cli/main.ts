@@ -4,9 +4,9 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { PROFILE_NAMES } from '../model/index.js';
 import { modelBackend, ScenarioError } from '../scenario/index.js';
 import { capsReport } from './caps.js';
-import { runDemo } from './demo.js';
+import { runDemo, runGmemDemo } from './demo.js';
 import { runDiff } from './diff.js';
-import { kvmBackend } from './kvm-backend.js';
+import { kvmBackend, loadKvmModule } from './kvm-backend.js';
 import { registerMeasure } from './measure.js';
 import { runFiles, UserError } from './run.js';
 
@@ -54,10 +54,16 @@ program
 
 program
   .command('demo')
-  .description('a software-protected guest converts memory private <-> shared, step by step (model)')
+  .description('model: a software-protected guest converts memory private <-> shared, step by step; kvm: a guest on guest_memfd memory')
+  .addOption(backendOption())
   .addOption(profileOption().default('6.18'))
-  .action((o: { kernel: string }) => {
-    process.exitCode = runDemo(o.kernel, out);
+  .action(async (o: { kernel: string; backend: string }) => {
+    if (o.backend === 'kvm') {
+      const mod = await loadKvmModule();
+      const avail = mod.kvmAvailable();
+      if (!avail.ok) throw new UserError(`--backend kvm: ${avail.reason}`);
+      process.exitCode = runGmemDemo(mod.openKvm(), out);
+    } else process.exitCode = runDemo(o.kernel, out);
   });
 
 program

@@ -19,6 +19,11 @@ export function checkExtension(profile: KernelProfile, cap: number, vm?: KvmVm):
       return KVM_USER_MEM_SLOTS;
     case CAP.KVM_CAP_READONLY_MEM:
       return vm?.hasProtectedState ? 0 : 1;
+    case CAP.KVM_CAP_X86_SMM:
+      return profile.addressSpaces > 1 && !vm?.hasProtectedState ? 1 : 0;
+    case CAP.KVM_CAP_MULTI_ADDRESS_SPACE:
+      // KVM_ADDRESS_SPACE_NUM where there is more than one (the SMM address space)
+      return profile.addressSpaces > 1 ? profile.addressSpaces : 0;
     case CAP.KVM_CAP_EXIT_HYPERCALL:
       // KVM_EXIT_HYPERCALL_VALID_MASK: only KVM_HC_MAP_GPA_RANGE may be forwarded
       return 1 << KVM_HC_MAP_GPA_RANGE;
