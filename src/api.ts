@@ -137,7 +137,13 @@ export type GuestOp =
   | { readonly op: 'read'; readonly gpa: bigint; readonly width: Width; readonly shared?: boolean }
   | { readonly op: 'map_gpa_range'; readonly gpa: bigint; readonly npages: bigint; readonly attrs: bigint }
   | { readonly op: 'out'; readonly port: number; readonly value: bigint }
-  | { readonly op: 'hlt' };
+  | { readonly op: 'hlt' }
+  // Confidential guests (issue 5): instructions only an SNP or a TDX guest has; each is a private
+  // access to gpa, and its status (RAX) is reported among the run's reads. Elsewhere they are #UD.
+  /** SNP PVALIDATE of the 4 KiB page at gpa: set (validate) or clear the RMP Validated bit */
+  | { readonly op: 'pvalidate'; readonly gpa: bigint; readonly validate: boolean }
+  /** TDX TDCALL TDG.MEM.PAGE.ACCEPT of the 4 KiB page at gpa */
+  | { readonly op: 'tdg_mem_page_accept'; readonly gpa: bigint };
 export type GuestProgram = readonly GuestOp[];
 
 export type ExitReason = 'hlt' | 'io' | 'mmio' | 'memory_fault' | 'hypercall' | 'shutdown';
@@ -169,6 +175,8 @@ export interface Vcpu {
   run(options?: RunOptions): VcpuExit;
   /** KVM_PRE_FAULT_MEMORY; returns the gpa/size the kernel copied back. */
   preFaultMemory(r: PreFaultMemory): { gpa: bigint; size: bigint };
+  /** KVM_MEMORY_ENCRYPT_OP on the vCPU fd (TDX: KVM_TDX_INIT_VCPU, KVM_TDX_INIT_MEM_REGION); where implemented */
+  memoryEncryptOp?(cmd: MemoryEncryptCommand): MemoryEncryptResult;
   close(): void;
 }
 
@@ -197,6 +205,8 @@ export interface Vm {
   setMemoryAttributes(a: MemoryAttributes): void;
   mmapAnonymous(length: bigint): HostMapping;
   createVcpu(id: number): Vcpu;
+  /** KVM_MEMORY_ENCRYPT_OP on the VM fd (SEV-SNP launch, TDX INIT_VM/FINALIZE_VM); where implemented */
+  memoryEncryptOp?(cmd: MemoryEncryptCommand): MemoryEncryptResult;
   close(): void;
 }
 
@@ -210,7 +220,88 @@ export interface Kvm {
   createVm(type?: VmType | number): Vm;
   mmapAnonymous(length: bigint): HostMapping;
   readonly files: FileOps;
+  /** The host kernel's own accesses to guest memory (model only: the kvm backend cannot make them safely). */
+  readonly hostKernel?: HostKernelAccess;
   close(): void;
+}
+
+// ---- Confidential VMs (issue 5): KVM_MEMORY_ENCRYPT_OP and its sub-commands (src/uapi/coco.ts
+// has the structs and numbers). Field names are the structs', camelCased; what the kernel copies
+// back comes in MemoryEncryptResult.data, or in KvmError.data when the call failed. ----
+
+/** struct kvm_cpuid_entry2, as KVM_TDX_INIT_VM takes it */
+export interface CpuidEntry {
+  readonly function: number;
+  readonly index?: number;
+  readonly flags?: number;
+  readonly eax?: number;
+  readonly ebx?: number;
+  readonly ecx?: number;
+  readonly edx?: number;
+}
+
+/** AMD: struct kvm_sev_cmd with the sub-command's struct behind .data (sev_fd is not modelled) */
+export type SevCommand =
+  | { readonly id: 'KVM_SEV_INIT2'; readonly vmsaFeatures?: bigint; readonly flags?: number; readonly ghcbVersion?: number }
+  | { readonly id: 'KVM_SEV_SNP_LAUNCH_START'; readonly policy: bigint; readonly gosvw?: Uint8Array; readonly flags?: number }
+  | {
+      readonly id: 'KVM_SEV_SNP_LAUNCH_UPDATE';
+      readonly gfnStart: bigint;
+      readonly uaddr: bigint;
+      readonly len: bigint;
+      /** KVM_SEV_SNP_PAGE_TYPE_* */
+      readonly type: number;
+      readonly flags?: number;
+    }
+  | {
+      readonly id: 'KVM_SEV_SNP_LAUNCH_FINISH';
+      readonly idBlockEn?: number;
+      readonly authKeyEn?: number;
+      readonly vcekDisabled?: number;
+      readonly hostData?: Uint8Array;
+      readonly flags?: number;
+    };
+
+/** Intel: struct kvm_tdx_cmd (id, flags, data, hw_error) with the sub-command's struct behind .data */
+export type TdxCommand = { readonly flags?: number; readonly hwError?: bigint } & (
+  | { readonly id: 'KVM_TDX_CAPABILITIES'; readonly nent?: number }
+  | {
+      readonly id: 'KVM_TDX_INIT_VM';
+      readonly attributes?: bigint;
+      readonly xfam?: bigint;
+      readonly reserved?: readonly bigint[];
+      readonly cpuid: readonly CpuidEntry[];
+    }
+  | { readonly id: 'KVM_TDX_FINALIZE_VM' }
+  | { readonly id: 'KVM_TDX_INIT_VCPU'; readonly rcx?: bigint }
+  | { readonly id: 'KVM_TDX_INIT_MEM_REGION'; readonly sourceAddr: bigint; readonly gpa: bigint; readonly nrPages: bigint }
+);
+
+/** A sub-command by number, with no data: what the kernel's dispatch does with an id alone. */
+export interface RawEncryptCommand {
+  readonly vendor: 'sev' | 'tdx';
+  readonly id: number;
+}
+
+export type MemoryEncryptCommand = SevCommand | TdxCommand | RawEncryptCommand;
+
+export interface MemoryEncryptResult {
+  /** kvm_sev_cmd.error: the SEV firmware status (SEV_RET_*) */
+  readonly error?: number;
+  /** kvm_tdx_cmd.hw_error: a TDX module status */
+  readonly hwError?: bigint;
+  /** fields of the sub-command struct the kernel copied back */
+  readonly data?: Readonly<Record<string, bigint>>;
+}
+
+/**
+ * The host kernel touching a guest_memfd page through its direct map (a driver bug, /dev/mem, a
+ * device): no user-mapping check applies, only what the hardware does (SNP: RMP write check;
+ * TDX: integrity, so a machine check). `fd` is a guest_memfd, `offset` a byte offset in it.
+ */
+export interface HostKernelAccess {
+  directMapRead(fd: number, offset: bigint, len: number): Uint8Array;
+  directMapWrite(fd: number, offset: bigint, data: Uint8Array): void;
 }
 
 /** The reserved guest code region both backends use (DESIGN.md, scenario/). */

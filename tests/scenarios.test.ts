@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { describe, test } from 'node:test';
 import { kvmBackend } from '../src/cli/kvm-backend.js';
+import { DESIGNS } from '../src/designs/registry.js';
 import { modelBackend, parseScenario, runScenario } from '../src/scenario/index.js';
 import { ROOT, SCENARIOS, scenarioFiles } from './support/files.js';
 import { kvmGate } from './support/kvm-gate.js';
@@ -15,7 +16,7 @@ import { kvmGate } from './support/kvm-gate.js';
 // Scenarios written for the 'host' profile need the live kernel's capabilities; where /dev/kvm is
 // usable the model takes them from the probe, otherwise those scenarios are skipped with the reason.
 const host = kvmGate().ok ? (await kvmBackend()).hostProfile() : undefined;
-const backend = modelBackend(host ? { host } : {});
+const backend = modelBackend({ designs: DESIGNS, ...(host && { host }) });
 
 describe('scenarios on the model', () => {
   for (const file of scenarioFiles(SCENARIOS)) {

@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 /** The guestmem command: a thin shell over the library (parse flags, call, print). */
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { DESIGNS } from '../designs/registry.js';
 import { PROFILE_NAMES } from '../model/index.js';
 import { modelBackend, ScenarioError } from '../scenario/index.js';
 import { capsReport } from './caps.js';
 import { runDemo, runGmemDemo } from './demo.js';
+import { registerDesigns } from './designs.js';
 import { runDiff } from './diff.js';
 import { kvmBackend, loadKvmModule } from './kvm-backend.js';
 import { registerMeasure } from './measure.js';
@@ -35,7 +37,8 @@ program
   .option('-v, --verbose', 'show every step')
   .option('--trace <out>', 'write the step-by-step results as JSON to this file')
   .action(async (files: string[], o: { backend: string; kernel?: string; json?: boolean; verbose?: boolean; trace?: string }) => {
-    const backend = o.backend === 'kvm' ? await kvmBackend() : modelBackend(o.kernel === 'host' ? { host: (await kvmBackend()).hostProfile() } : {});
+    const backend =
+      o.backend === 'kvm' ? await kvmBackend() : modelBackend({ designs: DESIGNS, ...(o.kernel === 'host' && { host: (await kvmBackend()).hostProfile() }) });
     process.exitCode = runFiles(
       files,
       { backend, ...(o.kernel && { kernel: o.kernel }), json: !!o.json, verbose: !!o.verbose, ...(o.trace && { trace: o.trace }) },
@@ -111,6 +114,7 @@ program
   );
 
 registerMeasure(program);
+registerDesigns(program);
 
 export function parseIntArg(v: string): number {
   const n = Number(v);

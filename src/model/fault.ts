@@ -54,6 +54,8 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
     const r = file.getPfn(slot, index);
     if ('errno' in r) return memoryFault(isPrivate, r.errno);
     page = r.page;
+    // confidential computing: kvm_gmem_prepare_folio -> kvm_arch_gmem_prepare (SNP RMP, TDX S-EPT)
+    if (isPrivate) vm.platform?.prepare(page, gfn, file, index);
     source = { kind: 'gmem', file, index };
   } else {
     // __kvm_faultin_pfn -> hva_to_pfn: the host mapping at userspace_addr; failure is EFAULT (flags 0)

@@ -84,6 +84,21 @@ export class GmemInode {
     this.mm.truncated(this, start, span, false);
   }
 
+  /**
+   * kvm_gmem_error_folio (KERNEL-SPEC G9), reached from memory_failure() through the mapping's
+   * error_remove_folio: invalidate every binding's mapping of the folio but do not truncate it.
+   * The folio stays poisoned: kvm_gmem_get_pfn answers later guest faults with EHWPOISON and the
+   * host fault handler with SIGBUS, until a punch removes it. (Confidential computing, issue 5.)
+   */
+  errorFolio(index: number): void {
+    this.poisoned.add(index);
+    const files = [...this.files];
+    const begun = files.map((f) => f.invalidateBegin(index, index + 1));
+    files.forEach((f, i) => {
+      if (begun[i]) f.invalidateEnd();
+    });
+  }
+
   /** Bytes of page data the model holds for this inode. */
   get residentBytes(): number {
     return this.pages.size * PAGE_SIZE;

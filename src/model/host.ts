@@ -8,6 +8,17 @@ import { MADV, PAGE_SIZE, PAGE_SIZE_N, PROT_EXEC, PROT_READ, PROT_WRITE } from '
 import { type FaultResult, fail, type MmapBacking, type ModelFile } from './file.js';
 import { mbindPolicy, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
 
+/**
+ * Confidential computing (issue 5): the platform that owns a physical page, asked before any host
+ * access reaches it. Returns the fault the hardware raises (SNP: an RMP #PF on a write, which a
+ * user access turns into SIGBUS; TDX: a machine check), or nothing where the access goes through.
+ */
+export interface PhysicalPageOwner {
+  hostAccess(page: Uint8Array, write: boolean): { signal: 'SIGBUS' | 'MCE'; reason: string } | undefined;
+  /** what a host read returns instead of the plaintext (SNP: ciphertext), if it differs */
+  hostView?(page: Uint8Array): Uint8Array | undefined;
+}
+
 /** mmu_notifier_ops.invalidate_range_start/end collapsed into one call on [start, end) host addresses. */
 export interface MmuNotifier {
   invalidateHvaRange(start: bigint, end: bigint): void;
@@ -21,6 +32,11 @@ export class HostMm {
   private readonly vmas: ModelMapping[] = [];
   /** the NUMA node each page was allocated on (page_to_nid) */
   readonly pageNode = new WeakMap<Uint8Array, number>();
+  /**
+   * Confidential computing (issue 5): pages a platform gave to a guest (SNP RMP-assigned, TDX
+   * TD-owned), and what the hardware does when the host touches one (src/model/platforms/).
+   */
+  readonly physOwner = new WeakMap<Uint8Array, PhysicalPageOwner>();
 
   /** @param numaNodes online NUMA nodes of the model host */
   constructor(readonly numaNodes = 2) {}
@@ -236,7 +252,12 @@ export class ModelMapping implements HostMapping {
 
   private pageFor(index: number, write: boolean, offset: bigint): Uint8Array {
     const r = this.faultPage(index, write);
-    if ('page' in r) return r.page;
+    if ('page' in r) {
+      // a page a confidential guest owns: the platform's hardware check (RMP, TDX integrity)
+      const denied = this.mm.physOwner.get(r.page)?.hostAccess(r.page, write);
+      if (denied) throw new HostFault(denied.signal, this.addr + offset, offset, denied.reason);
+      return r.page;
+    }
     throw new HostFault(r.signal, this.addr + offset, offset, r.reason);
   }
 

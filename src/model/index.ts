@@ -20,4 +20,7 @@ export function createModelKvm(options: ModelOptions = {}): ModelKvm {
   return new ModelKvm(typeof k === 'string' ? getProfile(k) : k);
 }
 export { mappedLine, type PageView, pageMap, pageMapLine } from './inspect.js';
+// confidential computing (issue 5): SNP/TDX hosts and what the model's platforms expose
+export { type LaunchLog, launchDigest, launchLog, platformOf, setSnpVcpuRegs } from './platforms/index.js';
+export { PLATFORMS, type Platform, withPlatform } from './profiles.js';
 export { ModelVm } from './vm.js';

@@ -2,10 +2,11 @@
  * /dev/kvm (virt/kvm/kvm_main.c kvm_dev_ioctl): the system fd, KVM_CREATE_VM and system-scope
  * KVM_CHECK_EXTENSION. One ModelKvm is one process with /dev/kvm open.
  */
-import type { FileOps, HostMapping, Kvm, Vm } from '../api.js';
+import type { FileOps, HostKernelAccess, HostMapping, Kvm, Vm } from '../api.js';
 import { KVM_API_VERSION, PROT_READ, PROT_WRITE, VM_TYPE, VM_TYPE_NAMES, type VmType } from '../uapi/constants.js';
 import { checkExtension } from './caps.js';
 import { type FMode, fail, ModelFile, type StatFields } from './file.js';
+import { hostKernelAccess } from './platforms/index.js';
 import { ModelProcess } from './process.js';
 import type { KernelProfile } from './profiles.js';
 import { KvmVm, ModelVm, VmFile } from './vm.js';
@@ -84,6 +85,11 @@ export class ModelKvm implements Kvm {
   mmapAnonymous(length: bigint): HostMapping {
     if (length <= 0n) fail('mmap', 'EINVAL', 'zero length');
     return this.proc.mm.map(length, PROT_READ | PROT_WRITE, null, 0, false);
+  }
+
+  /** The host kernel's direct-map accesses to guest memory (confidential computing, issue 5). */
+  get hostKernel(): HostKernelAccess {
+    return hostKernelAccess(this.proc);
   }
 
   close(): void {

@@ -49,6 +49,13 @@ export interface KernelProfile {
   readonly plantedBugs?: ReadonlySet<PlantedBug>;
   /** Capabilities read from a live kernel, used verbatim by KVM_CHECK_EXTENSION ('host' profile). */
   readonly capsOverride?: Readonly<Record<number, number>>;
+  /**
+   * Confidential computing (issue 5): the SNP or TDX hardware of the model host, set by
+   * withPlatform(). Such a profile accepts the platform's VM type where the kernel version has it,
+   * and applies the platform's launch lifecycle in full (src/model/platforms/). A profile that only
+   * lists 'snp'/'tdx' in vmTypes gets the platform's memory rules without the lifecycle gates.
+   */
+  readonly platform?: Platform;
 }
 
 const MMAP_FLAGS = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
@@ -97,12 +104,45 @@ const v6_18: KernelProfile = {
 const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3', bindOverlapErrno: 'EEXIST', gmemMempolicy: true };
 const next: KernelProfile = { ...v6_18, name: 'next', version: 'kvm-x86 next', bindOverlapErrno: 'EEXIST', gmemMempolicy: true };
 
+// ---- Confidential-computing platforms (issue 5). KVM_CAP_VM_TYPES reports what the kernel *and*
+// the hardware support, so SNP and TDX are not in the version profiles above (the model host has
+// neither); '<version>+snp' and '<version>+tdx' model the same kernel on an SNP or a TDX host. ----
+
+export type Platform = 'snp' | 'tdx';
+export const PLATFORMS: readonly Platform[] = ['snp', 'tdx'];
+/** KERNEL-SPEC §1.4 / §2.L: KVM_X86_SNP_VM (4) arrived in 6.11, KVM_X86_TDX_VM (5) in 6.16 */
+export const PLATFORM_SINCE: Readonly<Record<Platform, readonly [number, number]>> = { snp: [6, 11], tdx: [6, 16] };
+
+/** Whether a profile's kernel version has the platform's VM type ('kvm-x86 next' has everything). */
+export function versionHasPlatform(p: KernelProfile, platform: Platform): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(p.version);
+  if (!m) return true;
+  const [maj, min] = [Number(m[1]), Number(m[2])];
+  const [sMaj, sMin] = PLATFORM_SINCE[platform];
+  return maj > sMaj || (maj === sMaj && min >= sMin);
+}
+
+/**
+ * The same kernel on a host with SNP or TDX hardware: KVM_CREATE_VM accepts the platform's type if
+ * the version has it (a 6.8 kernel on an SNP host still has no KVM_X86_SNP_VM).
+ */
+export function withPlatform(base: KernelProfile, platform: Platform): KernelProfile {
+  const vmTypes = versionHasPlatform(base, platform) && !base.vmTypes.includes(platform) ? [...base.vmTypes, platform] : base.vmTypes;
+  return { ...base, name: `${base.name}+${platform}`, vmTypes, platform };
+}
+
+const PLATFORM_PROFILES: Record<string, KernelProfile> = Object.fromEntries(
+  [v6_12, v6_18, v7_3, next].flatMap((b) => PLATFORMS.filter((pl) => versionHasPlatform(b, pl)).map((pl) => [`${b.name}+${pl}`, withPlatform(b, pl)])),
+);
+
 export const PROFILES: Readonly<Record<string, KernelProfile>> = {
   '6.8': v6_8,
   '6.12': v6_12,
   '6.18': v6_18,
   '7.3': v7_3,
   next,
+  // confidential-computing hosts (see withPlatform): 6.12+snp, 6.18+snp, 6.18+tdx, 7.3+…, next+…
+  ...PLATFORM_PROFILES,
 };
 export const PROFILE_NAMES = [...Object.keys(PROFILES), 'host'] as const;
 export const DEFAULT_PROFILE = '6.18';

@@ -4,12 +4,13 @@
  * cannot be completed exits to userspace with the struct kvm_run contents KVM would leave, and the
  * next KVM_RUN re-executes it (memory faults) or completes it (MMIO, hypercalls).
  */
-import type { GuestOp, GuestProgram, PreFaultMemory, RunOptions, Vcpu, VcpuExit, Width } from '../api.js';
+import type { GuestOp, GuestProgram, MemoryEncryptCommand, MemoryEncryptResult, PreFaultMemory, RunOptions, Vcpu, VcpuExit, Width } from '../api.js';
 import { CODE_GPA, CODE_SIZE, CODE_SLOT, KvmError } from '../api.js';
 import { KVM_EXIT_HYPERCALL_LONG_MODE, KVM_HC_MAP_GPA_RANGE, PAGE_SIZE_N } from '../uapi/constants.js';
 import { KVM_EINVAL, KVM_ENOSYS } from '../uapi/errno.js';
 import { type FMode, fail, ModelFile, type StatFields } from './file.js';
 import type { Spte } from './mmu.js';
+import { cocoInstruction, vcpuMemoryEncryptOp } from './platforms/index.js';
 import type { ModelProcess } from './process.js';
 import type { KvmVm, ModelVm } from './vm.js';
 
@@ -100,6 +101,8 @@ export class ModelVcpu implements Vcpu {
 
   run(options: RunOptions = {}): VcpuExit {
     const v = this.file('KVM_RUN');
+    // confidential computing: kvm_x86_ops.vcpu_pre_run (SNP need_init, TDX not finalized)
+    v.vm.platform?.preRun(v);
     if (!v.program) throw new Error('KVM_RUN: no guest program loaded (call load() first)');
     const reads: bigint[] = [];
     const done = (e: Omit<VcpuExit, 'reads'>): VcpuExit => ({ ...e, reads });
@@ -121,6 +124,15 @@ export class ModelVcpu implements Vcpu {
         case 'hlt':
           v.pc++;
           return done({ reason: 'hlt' });
+        // confidential guests: PVALIDATE / TDG.MEM.PAGE.ACCEPT, status reported as a read
+        case 'pvalidate':
+        case 'tdg_mem_page_accept': {
+          const r = cocoInstruction(v, op);
+          if ('exit' in r) return done(r.exit);
+          reads.push(r.status);
+          v.pc++;
+          break;
+        }
         case 'out':
           v.pc++;
           return done({ reason: 'io', io: { direction: 'out', port: op.port, size: 4, value: BigInt.asUintN(32, op.value) } });
@@ -177,8 +189,10 @@ export class ModelVcpu implements Vcpu {
     const sptes: Spte[] = [];
     for (let gfn = first; gfn <= last; gfn++) {
       let spte = vm.mmu.sptes.get(gfn);
-      if (!spte || (write && !spte.writable)) {
-        const isPrivate = this.isPrivate(vm, gfn, shared);
+      const isPrivate = this.isPrivate(vm, gfn, shared);
+      // A shared access does not use a private mapping (SNP/TDX keep them apart; elsewhere the
+      // attributes decide both, so they always agree): src/designs/v7 runs TDs.
+      if (!spte || (write && !spte.writable) || spte.private !== isPrivate) {
         const r = vm.faultIn(gfn, write, isPrivate);
         if (r.kind === 'mmio') {
           if (!write) v.pending = 'mmio_read';
@@ -229,6 +243,11 @@ export class ModelVcpu implements Vcpu {
     let err: KvmError | undefined;
     while (size > 0n) {
       // kvm_arch_vcpu_pre_fault_memory: shadow paging cannot pre-fault
+      // confidential computing: kvm->arch.pre_fault_allowed is false until the launch finished
+      if (v.vm.platform?.strict && !v.vm.platform.preFaultAllowed) {
+        err = new KvmError(op, 'EOPNOTSUPP', 'kvm_arch_vcpu_pre_fault_memory: pre-faulting waits for the end of the launch', { gpa, size });
+        break;
+      }
       if (profile.preFault === 'unsupported') {
         err = new KvmError(op, 'EOPNOTSUPP', 'pre-faulting needs TDP', { gpa, size });
         break;
@@ -250,6 +269,16 @@ export class ModelVcpu implements Vcpu {
     // "Return success if at least one page was mapped successfully"; the struct is copied back
     if (err && size === full) throw err;
     return { gpa, size };
+  }
+
+  /** KVM_MEMORY_ENCRYPT_OP on the vCPU fd (confidential computing, issue 5: src/model/platforms/). */
+  memoryEncryptOp(cmd: MemoryEncryptCommand): MemoryEncryptResult {
+    return vcpuMemoryEncryptOp(this.file('KVM_MEMORY_ENCRYPT_OP'), cmd);
+  }
+
+  /** struct kvm_vcpu behind the fd, for model-side helpers (src/model/platforms setSnpVcpuRegs). */
+  get vcpuFile(): VcpuFile {
+    return this.file('vcpu');
   }
 
   close(): void {

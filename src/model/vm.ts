@@ -4,7 +4,19 @@
  * and every guest_memfd created on it (KERNEL-SPEC I1). Its MMU notifier hears about host mappings
  * that change under shared memslots.
  */
-import type { CreateGuestMemfd, GuestMemfd, HostMapping, MemoryAttributes, UserspaceMemoryRegion, UserspaceMemoryRegion2, Vcpu, Vm, VmType } from '../api.js';
+import type {
+  CreateGuestMemfd,
+  GuestMemfd,
+  HostMapping,
+  MemoryAttributes,
+  MemoryEncryptCommand,
+  MemoryEncryptResult,
+  UserspaceMemoryRegion,
+  UserspaceMemoryRegion2,
+  Vcpu,
+  Vm,
+  VmType,
+} from '../api.js';
 import { CAP, GUEST_MEMFD_FLAG_INIT_SHARED, KVM_HC_MAP_GPA_RANGE, PAGE_SIZE_N, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
 import { MemAttributes } from './attributes.js';
 import { checkExtension } from './caps.js';
@@ -14,6 +26,7 @@ import { GmemFile, GmemInode } from './guest-memfd.js';
 import type { HostMm, MmuNotifier } from './host.js';
 import { Memslots } from './memslots.js';
 import { Mmu } from './mmu.js';
+import { type CocoPlatform, createPlatform, vmMemoryEncryptOp } from './platforms/index.js';
 import type { ModelProcess } from './process.js';
 import type { KernelProfile } from './profiles.js';
 import { ModelVcpu, VcpuFile } from './vcpu.js';
@@ -69,6 +82,14 @@ export class KvmVm implements MmuNotifier {
 
   get refCount(): number {
     return this.users;
+  }
+
+  // ---- Confidential computing (issue 5): SNP and TDX state, created with the VM (sev_vm_init /
+  // tdx_vm_init); undefined for the other VM types. ----
+  private cocoPlatform: CocoPlatform | undefined | null = null;
+  get platform(): CocoPlatform | undefined {
+    if (this.cocoPlatform === null) this.cocoPlatform = createPlatform(this);
+    return this.cocoPlatform;
   }
 
   /** The guest page-fault path (fault.ts); src/designs/v7 overrides it with the 2022 fault path. */
@@ -221,10 +242,18 @@ export class ModelVm implements Vm {
     // kvm_vm_ioctl_create_vcpu
     if (!Number.isInteger(id) || id < 0 || id >= KVM_MAX_VCPU_IDS) fail(op, 'EINVAL', `vcpu id ${id} out of range`);
     if (vm.vcpuIds.has(id)) fail(op, 'EEXIST', `vcpu ${id} already exists`);
+    // confidential computing: the arch's kvm_arch_vcpu_create check (TDX: only an initialized TD)
+    vm.platform?.vcpuCreate(op);
     vm.vcpuIds.add(id);
     const file = new VcpuFile(this.proc.nextIno(), vm, id);
+    vm.platform?.vcpuCreated(file);
     const fd = this.proc.fdt.install(file);
     return new ModelVcpu(this.proc, fd, id, this);
+  }
+
+  /** KVM_MEMORY_ENCRYPT_OP (confidential computing, issue 5: src/model/platforms/). */
+  memoryEncryptOp(cmd: MemoryEncryptCommand): MemoryEncryptResult {
+    return vmMemoryEncryptOp(this.kvm('KVM_MEMORY_ENCRYPT_OP'), cmd);
   }
 
   close(): void {

@@ -10,7 +10,15 @@ export interface ModelBackendOptions {
   host?: KernelProfile;
   /** run the invariant checker after every step (default true) */
   invariants?: boolean;
+  /** model designs a scenario may select with "design" (src/designs/ DESIGNS; scenario/ never imports designs/) */
+  designs?: Readonly<Record<string, DesignFactory>>;
 }
+
+// ---- Designs: model variants a scenario selects with its "design" field. src/designs/ provides the
+// factories and the CLI and tests pass them in, so this layer does not depend on the designs. ----
+
+/** Opens a fresh model KVM of one design for a scenario written for `kernel` (or says why not). */
+export type DesignFactory = (kernel: string | undefined) => { kvm: Kvm; profile: string } | { skip: string };
 
 export function modelBackend(opts: ModelBackendOptions = {}): Backend {
   return {
@@ -25,6 +33,13 @@ export function modelBackend(opts: ModelBackendOptions = {}): Backend {
       else profile = PROFILES[want];
       if (!profile) return { skip: want === 'host' ? 'profile "host" needs a probe of /dev/kvm (guestmem caps)' : `unknown kernel profile ${want}` };
       return { kvm: createModelKvm({ kernel: profile }), profile: profile.name };
+    },
+    openDesign(design, kernel) {
+      const factory = opts.designs?.[design];
+      if (factory) return factory(typeof opts.kernel === 'string' ? opts.kernel : kernel);
+      // guest_memfd is this model itself
+      if (design === 'guest_memfd') return this.open(kernel);
+      return { skip: `requires design:${design}: the designs registry, modelBackend({ designs: DESIGNS }) with DESIGNS from src/designs/` };
     },
     ...(opts.invariants !== false && {
       check: (kvm: Kvm) => (kvm instanceof ModelKvm ? checkInvariants(kvm) : []),

@@ -2,7 +2,22 @@
  * Runs a scenario on a backend and judges every step against its `expect`. The runner only speaks
  * the interface of api.ts, so the same file runs on the model and on the real kernel.
  */
-import { CODE_GPA, CODE_SIZE, type GuestOp, HostFault, type HostMapping, type Kvm, KvmError, type Vcpu, type VcpuExit, type Vm } from '../api.js';
+import {
+  CODE_GPA,
+  CODE_SIZE,
+  type GuestOp,
+  HostFault,
+  type HostMapping,
+  type Kvm,
+  KvmError,
+  type MemoryEncryptCommand,
+  type MemoryEncryptResult,
+  type UserspaceMemoryRegion,
+  type Vcpu,
+  type VcpuExit,
+  type Vm,
+} from '../api.js';
+import { SNP_PAGE_TYPE_NAMES } from '../uapi/coco.js';
 import {
   CAP,
   GUEST_MEMFD_FLAGS,
@@ -16,7 +31,7 @@ import {
   VM_TYPE,
   type VmType,
 } from '../uapi/constants.js';
-import type { Expect, Scenario, Step } from './schema.js';
+import type { Expect, IntInput, Scenario, Step } from './schema.js';
 import {
   attrFlags,
   bytesToHex,
@@ -46,6 +61,8 @@ export interface Backend {
   check?(kvm: Kvm): string[];
   /** NUMA nodes the backend's host has (requires "numa_nodes:N"). */
   readonly numaNodes: number;
+  /** Open the model of another design (a scenario's "design"; src/designs/ supplies them). */
+  openDesign?(design: string, kernel: string | undefined): { kvm: Kvm; profile: string } | { skip: string };
   /**
    * What guest code can do here, found by running it (requires "gmem_only_faults", "hypercall_exits");
    * absent means everything the kernel's capabilities promise works.
@@ -199,6 +216,9 @@ function program(ops: NonNullable<Extract<Step, { op: 'run' }>['program']>): Gue
     if ('write' in o) return { op: 'write', gpa: u64(o.write), width: o.width, value: u64(o.value), ...(o.shared !== undefined && { shared: o.shared }) };
     if ('read' in o) return { op: 'read', gpa: u64(o.read), width: o.width, ...(o.shared !== undefined && { shared: o.shared }) };
     if ('map_gpa_range' in o) return { op: 'map_gpa_range', gpa: u64(o.map_gpa_range), npages: u64(o.npages), attrs: hcAttrs(o.attrs) };
+    // confidential guests (issue 5)
+    if ('pvalidate' in o) return { op: 'pvalidate', gpa: u64(o.pvalidate), validate: o.validate };
+    if ('tdg_mem_page_accept' in o) return { op: 'tdg_mem_page_accept', gpa: u64(o.tdg_mem_page_accept) };
     return { op: 'out', port: Number(int(o.out)), value: u64(o.value) };
   });
 }
@@ -293,7 +313,8 @@ function execute(ctx: Context, s: Step): unknown {
     case 'host_read':
       return ctx.map(s.map).read(u64(s.offset ?? 0), Number(int(s.length)));
     case 'memfd_create': {
-      const fd = f.memfdCreate(s.name ?? s.as);
+      const fd =
+        s.flags === undefined ? f.memfdCreate(s.name ?? s.as) : designKvm(ctx, 'memfdCreateFlags', s.op).memfdCreateFlags(s.name ?? s.as, mfdFlags(s.flags));
       ctx.name(s.as, { kind: 'fd', fd });
       return { fd };
     }
@@ -346,6 +367,20 @@ function execute(ctx: Context, s: Step): unknown {
     case 'pre_fault_memory':
       // The ioctl returns 0 on success; what it copied back is checked with expect.pre_fault.
       return { ret: 0, ...ctx.vcpu(ctx.vm(s.vm), s.vcpu).preFaultMemory({ gpa: u64(s.gpa), size: u64(s.size), flags: u64(s.flags ?? 0) }) };
+    case 'fcntl':
+    case 'set_user_memory_region_ext':
+    case 'memory_encrypt_reg_region':
+    case 'memory_encrypt_unreg_region':
+    case 'tdx_init_mem_region':
+    case 'tdx_measurement_covers':
+    case 'mm_migrate':
+    case 'mm_reclaim':
+    case 'backing_pages':
+      return executeDesign(ctx, s);
+    case 'memory_encrypt_op':
+    case 'direct_map_read':
+    case 'direct_map_write':
+      return executeCoco(ctx, s);
   }
 }
 
@@ -353,6 +388,8 @@ function describe(o: Outcome): string {
   if (o.kind === 'errno') return o.errno;
   if (o.kind === 'fault') return `${o.fault.signal} at offset ${hex(o.fault.offset)}`;
   const v = o.value;
+  if (typeof v === 'object' && v !== null && 'reclaim' in v) return `reclaim: ${(v as { reclaim: string }).reclaim}`;
+  if (typeof v === 'object' && v !== null && 'encrypt' in v) return describeEncrypt((v as { encrypt: MemoryEncryptResult }).encrypt);
   if (v instanceof Uint8Array) return v.length <= 16 ? `data ${bytesToHex(v)}` : `${v.length} bytes`;
   if (typeof v === 'object' && v !== null && 'reason' in v) {
     const e = v as VcpuExit;
@@ -407,6 +444,10 @@ function judge(s: Step, o: Outcome): string | undefined {
       if (want !== undefined && (got === undefined || !eq(got, want)))
         return `pre_fault.${k}: expected ${hex(int(want))}, got ${got === undefined ? 'nothing' : hex(got)}`;
     }
+  }
+  if (e.memory_encrypt) {
+    const why = judgeEncrypt(e.memory_encrypt, o);
+    if (why) return why;
   }
   if (o.kind !== 'ok') return undefined;
   const v = o.value;
@@ -568,7 +609,7 @@ export function runScenario(sc: Scenario, file: string, backend: Backend, kernel
   const base = { name: sc.name, file, backend: backend.name, kernel: kernel ?? 'default', steps: [] as StepResult[] };
   const why = backend.incompatible?.(sc, kernel);
   if (why) return { ...base, status: 'skipped', reason: why };
-  const opened = backend.open(kernel);
+  const opened = openFor(backend, sc.design, kernel);
   if ('skip' in opened) return { ...base, status: 'skipped', reason: opened.skip };
   const { kvm } = opened;
   base.kernel = opened.profile;
@@ -608,4 +649,273 @@ export function runScenario(sc: Scenario, file: string, backend: Backend, kernel
   } finally {
     session.close();
   }
+}
+
+// ---- Design extensions (src/designs/). Calls that only some model designs have: the v7 uAPI
+// (memfd_create flags, memfd seals, the _ext memslot struct, KVM_MEMORY_ENCRYPT_{REG,UNREG}_REGION,
+// the TDX launch path) and host events (page migration and reclaim, the pages behind a GPA). A
+// backend whose objects lack one answers with a ScenarioError naming it; the runner never invents
+// what a kernel would say. ----
+
+/** kvm_userspace_memory_region_ext (v7 09/14): the v1 struct plus the private fd and offset. */
+export interface UserspaceMemoryRegionExt extends UserspaceMemoryRegion {
+  privateOffset: bigint;
+  privateFd: number;
+}
+/** struct kvm_enc_region */
+export interface EncRegion {
+  addr: bigint;
+  size: bigint;
+}
+export interface TdxInitMemRegion {
+  source: HostMapping;
+  sourceOffset: bigint;
+  gpa: bigint;
+  npages: bigint;
+  measure: boolean;
+}
+/** What a design's Kvm may add. */
+export interface DesignKvmOps {
+  /** memfd_create(2) with flags (MFD_*) */
+  memfdCreateFlags?(name: string, flags: number): number;
+  /** fcntl(2): F_ADD_SEALS, F_GET_SEALS */
+  fcntl?(fd: number, cmd: number, arg?: number): number;
+  /** the kernel tries to migrate the page at `offset` of the file behind fd */
+  mmMigrate?(fd: number, offset: bigint): void;
+  /** the kernel tries to reclaim it: 'swapped', or why it stayed */
+  mmReclaim?(fd: number, offset: bigint): string;
+}
+/** What a design's Vm may add. */
+export interface DesignVmOps {
+  setUserMemoryRegionExt?(r: UserspaceMemoryRegionExt): void;
+  memoryEncryptRegRegion?(r: EncRegion): void;
+  memoryEncryptUnregRegion?(r: EncRegion): void;
+  tdxInitMemRegion?(r: TdxInitMemRegion): void;
+  tdxMeasurementCovers?(gpa: bigint, data: Uint8Array): boolean;
+  /** pages allocated for one GPA: shared side plus private side */
+  backingPages?(gpa: bigint): number;
+}
+
+/** Scenario names of the v7 flags (the designs' kernel constants are checked against these in tests). */
+export const DESIGN_FLAGS = {
+  mfd: { cloexec: 0x1, allow_sealing: 0x2, hugetlb: 0x4, inaccessible: 0x8 },
+  seals: { seal: 0x1, shrink: 0x2, grow: 0x4, write: 0x8, future_write: 0x10, auto_allocate: 0x20 },
+  mem: { log_dirty_pages: 1 << 0, readonly: 1 << 1, private: 1 << 2 },
+  fcntl: { add_seals: 1033, get_seals: 1034 },
+} as const;
+
+function designFlags(table: Readonly<Record<string, number>>, v: IntInput | readonly string[] | undefined): number {
+  if (v === undefined) return 0;
+  if (Array.isArray(v)) return v.reduce((m: number, n: string) => m | (table[n] ?? 0), 0);
+  return u32(v as IntInput);
+}
+const mfdFlags = (v: IntInput | readonly string[] | undefined) => designFlags(DESIGN_FLAGS.mfd, v);
+
+function designKvm<K extends keyof DesignKvmOps>(ctx: Context, method: K, op: string): Required<Pick<DesignKvmOps, K>> {
+  const k = ctx.kvm as Kvm & DesignKvmOps;
+  if (typeof k[method] !== 'function') throw new ScenarioError(`${op}: this backend has no ${method} (only the model designs of src/designs/ do)`);
+  return k as unknown as Required<Pick<DesignKvmOps, K>>;
+}
+
+function designVm<K extends keyof DesignVmOps>(ctx: Context, name: string | undefined, method: K, op: string): Required<Pick<DesignVmOps, K>> {
+  const vm = ctx.vm(name) as Vm & DesignVmOps;
+  if (typeof vm[method] !== 'function') throw new ScenarioError(`${op}: this backend's VMs have no ${method} (only the model designs of src/designs/ do)`);
+  return vm as unknown as Required<Pick<DesignVmOps, K>>;
+}
+
+type DesignStep = Extract<
+  Step,
+  {
+    op:
+      | 'fcntl'
+      | 'set_user_memory_region_ext'
+      | 'memory_encrypt_reg_region'
+      | 'memory_encrypt_unreg_region'
+      | 'tdx_init_mem_region'
+      | 'tdx_measurement_covers'
+      | 'mm_migrate'
+      | 'mm_reclaim'
+      | 'backing_pages';
+  }
+>;
+
+function executeDesign(ctx: Context, s: DesignStep): unknown {
+  switch (s.op) {
+    case 'fcntl': {
+      const k = designKvm(ctx, 'fcntl', s.op);
+      return k.fcntl(ctx.fd(s.fd), DESIGN_FLAGS.fcntl[s.cmd], designFlags(DESIGN_FLAGS.seals, s.seals));
+    }
+    case 'set_user_memory_region_ext': {
+      const r = {
+        slot: u32(s.slot),
+        flags: designFlags(DESIGN_FLAGS.mem, s.flags),
+        guestPhysAddr: u64(s.guest_phys_addr),
+        memorySize: u64(s.memory_size),
+        userspaceAddr: ctx.uaddr(s.userspace_addr),
+      };
+      const vm = ctx.vm(s.vm) as Vm & DesignVmOps;
+      // A kernel without v7 reads only the 32-byte struct of the same ioctl number: the v1 call is what it sees.
+      if (!vm.setUserMemoryRegionExt) vm.setUserMemoryRegion(r);
+      else
+        vm.setUserMemoryRegionExt({
+          ...r,
+          privateFd: s.private_fd === undefined ? 0 : ctx.fd(s.private_fd, 'private_fd') >>> 0,
+          privateOffset: u64(s.private_offset ?? 0),
+        });
+      return 0;
+    }
+    case 'memory_encrypt_reg_region':
+      designVm(ctx, s.vm, 'memoryEncryptRegRegion', s.op).memoryEncryptRegRegion({ addr: u64(s.addr), size: u64(s.size) });
+      return 0;
+    case 'memory_encrypt_unreg_region':
+      designVm(ctx, s.vm, 'memoryEncryptUnregRegion', s.op).memoryEncryptUnregRegion({ addr: u64(s.addr), size: u64(s.size) });
+      return 0;
+    case 'tdx_init_mem_region':
+      designVm(ctx, s.vm, 'tdxInitMemRegion', s.op).tdxInitMemRegion({
+        source: ctx.map(s.source),
+        sourceOffset: u64(s.source_offset ?? 0),
+        gpa: u64(s.gpa),
+        npages: u64(s.npages),
+        measure: s.measure ?? true,
+      });
+      return 0;
+    case 'tdx_measurement_covers':
+      return designVm(ctx, s.vm, 'tdxMeasurementCovers', s.op).tdxMeasurementCovers(u64(s.gpa), hexToBytes(s.hex)) ? 1 : 0;
+    case 'mm_migrate':
+      designKvm(ctx, 'mmMigrate', s.op).mmMigrate(ctx.fd(s.fd), s64(s.offset));
+      return 0;
+    case 'mm_reclaim': {
+      const r = designKvm(ctx, 'mmReclaim', s.op).mmReclaim(ctx.fd(s.fd), s64(s.offset));
+      return { ret: r === 'swapped' ? 1 : 0, reclaim: r };
+    }
+    case 'backing_pages':
+      return designVm(ctx, s.vm, 'backingPages', s.op).backingPages(u64(s.gpa));
+  }
+}
+
+/** The backend's KVM for a scenario: a design's model where the scenario names one. */
+function openFor(backend: Backend, design: string | undefined, kernel: string | undefined): { kvm: Kvm; profile: string } | { skip: string } {
+  if (design === undefined) return backend.open(kernel);
+  if (backend.openDesign) return backend.openDesign(design, kernel);
+  // guest_memfd is the kernel's own design: any backend runs it
+  if (design === 'guest_memfd') return backend.open(kernel);
+  return { skip: `requires design:${design}: a model variant (src/designs/), which the ${backend.name} backend does not have` };
+}
+
+// ---- Confidential VMs (issue 5): KVM_MEMORY_ENCRYPT_OP and its SEV-SNP / TDX sub-commands, and the
+// host kernel's direct-map accesses (api.ts Vm/Vcpu.memoryEncryptOp, Kvm.hostKernel). A backend
+// without them answers with a ScenarioError naming the call; coco scenarios also require the VM
+// type, so the kvm backend skips them. ----
+
+type CocoStep = Extract<Step, { op: 'memory_encrypt_op' | 'direct_map_read' | 'direct_map_write' }>;
+type EncryptStep = Extract<Step, { op: 'memory_encrypt_op' }>;
+
+function snpPageType(t: EncryptStep['type']): number {
+  if (t === undefined) throw new ScenarioError('memory_encrypt_op: KVM_SEV_SNP_LAUNCH_UPDATE needs "type"');
+  if (typeof t === 'string' && t in SNP_PAGE_TYPE_NAMES) return SNP_PAGE_TYPE_NAMES[t as keyof typeof SNP_PAGE_TYPE_NAMES];
+  return Number(int(t as IntInput));
+}
+
+function need<T>(v: T | undefined, field: string, cmd: string): T {
+  if (v === undefined) throw new ScenarioError(`memory_encrypt_op: ${cmd} needs "${field}"`);
+  return v;
+}
+
+/** The scenario step as the api.ts command: struct fields snake_case -> camelCase, flag names -> bits. */
+function encryptCommand(ctx: Context, s: EncryptStep): MemoryEncryptCommand {
+  const flags = s.flags === undefined ? 0 : Array.isArray(s.flags) ? (s.flags.includes('measure') ? 1 : 0) : u32(s.flags as IntInput);
+  if (!(typeof s.cmd === 'string' && s.cmd.startsWith('KVM_'))) {
+    if (!s.vendor) throw new ScenarioError('memory_encrypt_op: a numeric cmd needs "vendor" ("sev" or "tdx")');
+    return { vendor: s.vendor, id: u32(s.cmd as IntInput) };
+  }
+  const cmd = s.cmd as Extract<EncryptStep['cmd'], `KVM_${string}`>;
+  const tdx = { flags, ...(s.hw_error !== undefined && { hwError: u64(s.hw_error) }) };
+  switch (cmd) {
+    case 'KVM_SEV_INIT2':
+      return { id: cmd, vmsaFeatures: u64(s.vmsa_features ?? 0), flags, ghcbVersion: Number(int(s.ghcb_version ?? 0)) };
+    case 'KVM_SEV_SNP_LAUNCH_START':
+      return { id: cmd, policy: u64(need(s.policy, 'policy', cmd)), flags };
+    case 'KVM_SEV_SNP_LAUNCH_UPDATE':
+      return {
+        id: cmd,
+        gfnStart: u64(need(s.gfn_start, 'gfn_start', cmd)),
+        uaddr: ctx.uaddr(s.uaddr),
+        len: u64(need(s.len, 'len', cmd)),
+        type: snpPageType(s.type),
+        flags,
+      };
+    case 'KVM_SEV_SNP_LAUNCH_FINISH':
+      return { id: cmd, flags, ...(s.host_data !== undefined && { hostData: hexToBytes(s.host_data) }) };
+    case 'KVM_TDX_CAPABILITIES':
+      return { id: cmd, ...tdx, nent: Number(int(s.nent ?? 0)) };
+    case 'KVM_TDX_INIT_VM': {
+      const cpuid = (s.cpuid ?? []).map((e) => ({
+        function: u32(e.function),
+        index: u32(e.index ?? 0),
+        flags: u32(e.flags ?? 0),
+        eax: u32(e.eax ?? 0),
+        ebx: u32(e.ebx ?? 0),
+        ecx: u32(e.ecx ?? 0),
+        edx: u32(e.edx ?? 0),
+      }));
+      // "gpaw": CPUID 0x80000008.EAX[23:16], where KVM takes the TD's GPA width from
+      if (s.gpaw !== undefined) cpuid.push({ function: 0x80000008, index: 0, flags: 0, eax: (s.gpaw & 0xff) << 16, ebx: 0, ecx: 0, edx: 0 });
+      return { id: cmd, ...tdx, attributes: u64(s.attributes ?? 0), xfam: u64(s.xfam ?? 0), reserved: (s.reserved ?? []).map(u64), cpuid };
+    }
+    case 'KVM_TDX_INIT_VCPU':
+      return { id: cmd, ...tdx, rcx: u64(s.rcx ?? 0) };
+    case 'KVM_TDX_INIT_MEM_REGION':
+      return { id: cmd, ...tdx, sourceAddr: ctx.uaddr(s.source_addr), gpa: u64(need(s.gpa, 'gpa', cmd)), nrPages: u64(need(s.nr_pages, 'nr_pages', cmd)) };
+    case 'KVM_TDX_FINALIZE_VM':
+      return { id: cmd, ...tdx };
+    default:
+      throw new ScenarioError(`memory_encrypt_op: unknown command ${String(cmd)}`);
+  }
+}
+
+function executeCoco(ctx: Context, s: CocoStep): unknown {
+  switch (s.op) {
+    case 'memory_encrypt_op': {
+      const cmd = encryptCommand(ctx, s);
+      const target: { memoryEncryptOp?: (c: MemoryEncryptCommand) => MemoryEncryptResult } =
+        s.vcpu === undefined ? ctx.vm(s.vm) : ctx.vcpu(ctx.vm(s.vm), s.vcpu);
+      if (!target.memoryEncryptOp) throw new ScenarioError(`${s.op}: this backend has no KVM_MEMORY_ENCRYPT_OP`);
+      return { encrypt: target.memoryEncryptOp(cmd) };
+    }
+    case 'direct_map_read':
+    case 'direct_map_write': {
+      const hk = ctx.kvm.hostKernel;
+      if (!hk) throw new ScenarioError(`${s.op}: only the model has the host kernel's direct-map accesses`);
+      const fd = ctx.fd(s.fd);
+      if (s.op === 'direct_map_read') return hk.directMapRead(fd, s64(s.offset ?? 0), Number(int(s.length)));
+      hk.directMapWrite(fd, s64(s.offset ?? 0), data(s, s.op));
+      return 0;
+    }
+  }
+}
+
+function describeEncrypt(r: MemoryEncryptResult): string {
+  const parts = [
+    ...(r.error ? [`error ${r.error}`] : []),
+    ...(r.hwError ? [`hw_error ${hex(r.hwError)}`] : []),
+    ...Object.entries(r.data ?? {}).map(([k, v]) => `${k} ${hex(v)}`),
+  ];
+  return parts.length ? `ok ${parts.join(' ')}` : 'ok';
+}
+
+function judgeEncrypt(want: NonNullable<Expect['memory_encrypt']>, o: Outcome): string | undefined {
+  if (o.kind === 'fault') return undefined;
+  const r: MemoryEncryptResult | undefined = o.kind === 'ok' ? (o.value as { encrypt?: MemoryEncryptResult }).encrypt : undefined;
+  const copied: Readonly<Record<string, bigint>> = (o.kind === 'errno' ? o.data : r?.data) ?? {};
+  const error = r?.error ?? copied.error;
+  const hwError = r?.hwError ?? copied.hw_error;
+  if (want.error !== undefined && (error === undefined || !eq(error, want.error)))
+    return `memory_encrypt.error: expected ${String(want.error)}, got ${error ?? 'nothing'}`;
+  if (want.hw_error !== undefined && (hwError === undefined || !eq(hwError, want.hw_error)))
+    return `memory_encrypt.hw_error: expected ${String(want.hw_error)}, got ${hwError === undefined ? 'nothing' : hex(hwError)}`;
+  for (const [k, v] of Object.entries(want.data ?? {})) {
+    const got = copied[k];
+    if (got === undefined || !eq(got, v)) return `memory_encrypt.data.${k}: expected ${hex(int(v))}, got ${got === undefined ? 'nothing' : hex(got)}`;
+  }
+  return undefined;
 }

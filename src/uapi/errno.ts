@@ -9,6 +9,8 @@ export const ERRNO = {
   EINTR: 4,
   EIO: 5,
   ENXIO: 6,
+  /** KVM_TDX_INIT_VM / KVM_TDX_CAPABILITIES: a CPUID array of the wrong size (confidential computing) */
+  E2BIG: 7,
   EBADF: 9,
   EAGAIN: 11,
   ENOMEM: 12,

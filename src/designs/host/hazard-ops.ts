@@ -1,0 +1,43 @@
+/**
+ * Host-side events the designs were argued about, as calls a scenario can make on any model design:
+ * the kernel trying to migrate or reclaim a page of a file (HostMm.migratePage/reclaimPage reach the
+ * file's page cache), and how many pages back one guest physical address (double allocation).
+ */
+import { fail } from '../../model/file.js';
+import type { ModelProcess } from '../../model/process.js';
+import type { KvmVm } from '../../model/vm.js';
+import { PAGE_SIZE_N } from '../../uapi/constants.js';
+
+/** The file page at byte `offset` of the file behind `fd`. */
+function filePage(proc: ModelProcess, fd: number, offset: bigint, op: string) {
+  const file = proc.fdt.get(fd, op);
+  if (offset < 0n) fail(op, 'EINVAL', 'negative offset');
+  return { file, index: Number(offset / PAGE_SIZE_N) };
+}
+
+/** Compaction (or NUMA balancing) tries to move the page; the file's migrate_folio decides. */
+export function mmMigrate(proc: ModelProcess, fd: number, offset: bigint): void {
+  const { file, index } = filePage(proc, fd, offset, 'migrate_pages');
+  proc.mm.migratePage(file, index);
+}
+
+/** kswapd tries to reclaim the page: 'swapped', or why it stayed ('unevictable', 'redirtied', 'absent'). */
+export function mmReclaim(proc: ModelProcess, fd: number, offset: bigint): string {
+  const { file, index } = filePage(proc, fd, offset, 'reclaim');
+  return proc.mm.reclaimPage(file, index);
+}
+
+/**
+ * Pages allocated for one GPA: the shared side (a page present at the slot's userspace_addr) plus
+ * the private side (a page present in the file behind the slot's private fd). 2 is double allocation.
+ */
+export function backingPages(vm: KvmVm, gpa: bigint): number {
+  const gfn = Number(gpa / PAGE_SIZE_N);
+  const slot = vm.memslots.find(gfn);
+  if (!slot) return 0;
+  let n = 0;
+  if (vm.mm.peek(slot.userspaceAddr + BigInt(gfn - slot.baseGfn) * PAGE_SIZE_N)) n++;
+  const priv = slot.gmem;
+  if (priv?.file?.peek(priv.pgoff + gfn - slot.baseGfn)) n++;
+  return n;
+}

@@ -1,0 +1,90 @@
+/**
+ * kvm_gmem_populate (virt/kvm/guest_memfd.c, 6.11-6.18; KERNEL-SPEC G8): the only way SNP and TDX
+ * put data into guest_memfd before launch. It walks [start_gfn, start_gfn + npages) page by page,
+ * clipped to the end of start_gfn's memslot, and for each page:
+ *   - the memslot must be a guest_memfd slot (kvm_slot_can_be_private), else EINVAL, and its file
+ *     still open (kvm_gmem_get_file), else EFAULT;
+ *   - __kvm_gmem_get_pfn: the binding must be this slot (EIO), the folio not poisoned (EHWPOISON);
+ *   - a folio already prepared (populated, or handed to the guest by a private fault) is EEXIST;
+ *   - the GFN must be PRIVATE (kvm_range_has_memory_attributes), else EINVAL;
+ *   - the arch callback (sev_gmem_post_populate / tdx_gmem_post_populate) copies and measures it;
+ *     on success the folio is marked prepared (up to date).
+ * It returns the number of pages done, or the error if the very first page failed
+ * (`return ret && !i ? ret : i`); what the ioctl makes of that is the caller's (SNP: EIO, TDX: as is).
+ */
+import { KVM_MEM_GUEST_MEMFD, PAGE_SIZE_N } from '../../uapi/constants.js';
+import type { ErrnoName } from '../../uapi/errno.js';
+import { GmemFile } from '../guest-memfd.js';
+import type { Memslot } from '../memslots.js';
+import type { KvmVm } from '../vm.js';
+
+export interface PopulatePage {
+  readonly gfn: number;
+  /** the guest_memfd folio (the model's physical page) */
+  readonly page: Uint8Array;
+  /** the source page at uaddr + i * 4096, when a source was given */
+  readonly src: Uint8Array | undefined;
+  readonly file: GmemFile;
+  readonly index: number;
+  readonly slot: Memslot;
+}
+
+/** The arch callback: undefined on success, else the errno kvm_gmem_populate returns. */
+export type PostPopulate = (p: PopulatePage) => ErrnoName | undefined;
+
+export type PopulateResult = { count: number } | { errno: ErrnoName; why: string };
+
+export function gmemPopulate(
+  vm: KvmVm,
+  prepared: WeakSet<Uint8Array>,
+  startGfn: number,
+  src: bigint | undefined,
+  npages: number,
+  post: PostPopulate,
+): PopulateResult {
+  const slot = vm.memslots.find(startGfn);
+  if (!slot || !(slot.flags & KVM_MEM_GUEST_MEMFD) || !slot.gmem) return { errno: 'EINVAL', why: 'kvm_gmem_populate: no guest_memfd memslot at the GFN' };
+  const file = slot.gmem.file;
+  if (!file) return { errno: 'EFAULT', why: 'kvm_gmem_populate: the guest_memfd was closed (kvm_gmem_get_file)' };
+  if (!(file instanceof GmemFile)) return { errno: 'EINVAL', why: 'kvm_gmem_populate: the slot is not backed by guest_memfd' };
+  const n = Math.min(slot.npages - (startGfn - slot.baseGfn), npages);
+  let err: { errno: ErrnoName; why: string } | undefined;
+  let i = 0;
+  for (; i < n; i++) {
+    const gfn = startGfn + i;
+    const index = slot.gmem.pgoff + (gfn - slot.baseGfn);
+    if (file.bindingAt(index) !== slot) {
+      err = { errno: 'EIO', why: '__kvm_gmem_get_pfn: binding does not match the memslot' };
+      break;
+    }
+    if (file.inode.poisoned.has(index)) {
+      err = { errno: 'EHWPOISON', why: '__kvm_gmem_get_pfn: the folio is poisoned' };
+      break;
+    }
+    const page = file.inode.getFolio(index);
+    if (prepared.has(page)) {
+      err = { errno: 'EEXIST', why: `kvm_gmem_populate: GFN 0x${gfn.toString(16)} is already prepared (populated or faulted in)` };
+      break;
+    }
+    if (!vm.attributes.isPrivate(gfn)) {
+      err = { errno: 'EINVAL', why: `kvm_gmem_populate: GFN 0x${gfn.toString(16)} is not PRIVATE (KVM_SET_MEMORY_ATTRIBUTES first)` };
+      break;
+    }
+    let srcPage: Uint8Array | undefined;
+    if (src !== undefined) {
+      const p = vm.mm.gup(src + BigInt(i) * PAGE_SIZE_N, false);
+      if (!p) {
+        err = { errno: 'EFAULT', why: `kvm_gmem_populate: source page at 0x${(src + BigInt(i) * PAGE_SIZE_N).toString(16)} is not mapped` };
+        break;
+      }
+      srcPage = p;
+    }
+    const e = post({ gfn, page, src: srcPage, file, index, slot });
+    if (e) {
+      err = { errno: e, why: `post-populate callback failed at GFN 0x${gfn.toString(16)}` };
+      break;
+    }
+    prepared.add(page);
+  }
+  return err && i === 0 ? err : { count: i };
+}
