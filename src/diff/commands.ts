@@ -271,6 +271,24 @@ export function commandArbitraries(opts: { attributes: boolean }): fc.Arbitrary<
           .map((a) => () => ({ op: 'set_memory_attributes', address: a.gpa, size: a.size, attributes: a.priv ? ['private'] : [], flags: a.flags })),
       ),
     );
+    // A guest-initiated conversion the way a VMM answers it: KVM_HC_MAP_GPA_RANGE exits, the VMM
+    // sets the attributes, discards the other side, and resumes the guest with hypercall.ret = 0.
+    // Only where the hypercall can exit (software-protected VMs, i.e. the lab kernels).
+    const convert = cmd(
+      fc.record({ page: fc.nat(3), n: fc.integer({ min: 1, max: 2 }), toPrivate: fc.boolean(), enable: fc.boolean() }).map((a) => (m): Step[] => {
+        const gpa = pages(a.page);
+        const size = pages(a.n);
+        const g = m.gmems[m.gmems.length - 1];
+        return [
+          ...(a.enable ? [{ op: 'enable_cap' as const, cap: 'KVM_CAP_EXIT_HYPERCALL', args: [4096] }] : []),
+          { op: 'run', vcpu: 0, program: [{ map_gpa_range: gpa, npages: a.n, attrs: a.toPrivate ? ['encrypted'] : [] }, { read: gpa + 8, width: 8 }, 'hlt'] },
+          { op: 'set_memory_attributes', address: gpa, size, attributes: a.toPrivate ? ['private'] : [] },
+          ...(g && !a.toPrivate ? [{ op: 'fallocate' as const, fd: g, mode: ['keep_size', 'punch_hole'], offset: gpa, length: size }] : []),
+          { op: 'run', vcpu: 0, hypercall_ret: 0 },
+        ];
+      }),
+    );
+    list.push(convert, convert);
   }
   return list;
 }
