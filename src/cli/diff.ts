@@ -81,7 +81,17 @@ export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise
   const bar = progress(o.runs, `${reference.name} vs ${candidate.name}`);
   let r: CampaignResult;
   try {
-    r = runCampaign({ reference, candidate, runs: o.runs, seed, steps: o.steps, vmType: o.vmType, attributes: o.vmType === 'sw_protected', ...(o.path && { path: o.path }), onSequence: bar.tick });
+    r = runCampaign({
+      reference,
+      candidate,
+      runs: o.runs,
+      seed,
+      steps: o.steps,
+      vmType: o.vmType,
+      attributes: o.vmType === 'sw_protected',
+      ...(o.path && { path: o.path }),
+      onSequence: bar.tick,
+    });
   } finally {
     bar.stop();
   }

@@ -8,7 +8,21 @@ import { appendFileSync, readdirSync, readFileSync, renameSync, rmSync, statSync
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Apt } from './apt.js';
-import { ensureDir, exists, type KernelSpec, LAB_DIR, LabError, readJson, run, runStreaming, tail, withLock, writeJson } from './env.js';
+import {
+  ensureDir,
+  exists,
+  type KernelSpec,
+  LAB_DIR,
+  LabError,
+  readJson,
+  removeLater,
+  run,
+  runStreaming,
+  sweepTrash,
+  tail,
+  withLock,
+  writeJson,
+} from './env.js';
 import { requirePrereqs } from './prereq.js';
 import type { Progress } from './progress.js';
 
@@ -172,7 +186,10 @@ export async function buildKernel(spec: KernelSpec, o: BuildOptions): Promise<Ke
       spec.apt.kind === 'system'
         ? `apt knows no package ${spec.package}: run apt-get update (as root); the machine's apt sources need a Debian suite that ships it (bookworm or trixie)`
         : `apt knows no package ${spec.package} in ${spec.apt.suite}`;
-    throw new LabError('fetch', why ? `${hint} (${why})` : hint);
+    throw new LabError(
+      'fetch',
+      why ? `cannot resolve ${spec.package} through ${spec.apt.kind === 'system' ? 'apt' : `apt (${spec.apt.suite})`}: ${why}` : hint,
+    );
   }
 
   const dir = join(o.cache, 'kernels', `${spec.id}-${slug(version)}-${hash}`);
@@ -197,7 +214,8 @@ export async function buildKernel(spec: KernelSpec, o: BuildOptions): Promise<Ke
       }
       const t0 = Date.now();
       const work = ensureDir(join(o.cache, 'work', spec.id));
-      rmSync(join(work, 'src'), { recursive: true, force: true });
+      removeLater(join(work, 'src'));
+      sweepTrash(join(o.cache, 'work'));
       const srcRoot = ensureDir(join(work, 'src'));
       const log = join(work, 'build.log');
       writeFileSync(log, '');
@@ -287,7 +305,7 @@ export async function buildKernel(spec: KernelSpec, o: BuildOptions): Promise<Ke
       rmSync(dir, { recursive: true, force: true });
       renameSync(tmp, dir);
       writeJson(join(o.cache, 'work', `${spec.id}.stats.json`), { objects });
-      if (!o.keepSource) rmSync(work, { recursive: true, force: true });
+      if (!o.keepSource) removeLater(work);
       p.done(`kernel ${spec.id} ${version} built in ${buildSeconds} s`);
       return { ...fromCache(dir, meta), built: true };
     },

@@ -35,6 +35,7 @@ export interface CommandRecord {
   summary?: { passed: number; failed: number; skipped: number };
   stderr?: string;
   error?: string;
+  timedOut?: boolean;
 }
 
 export interface KernelRun {
@@ -97,8 +98,10 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
     run.problems.push(`no SW_PROTECTED VM: KVM_CREATE_VM(1) -> ${describeAnswer(run.probe.vms?.sw_protected?.created ?? run.probe.open)}`);
   for (const e of run.errors) run.problems.push(`${e.stage}: ${e.message.split('\n')[0]}`);
   for (const c of run.commands) {
-    if (c.status !== 0)
-      run.problems.push(`guestmem ${c.argv.slice(0, 3).join(' ')} exited with ${c.status ?? c.signal}${c.summary ? ` (${c.summary.failed} failed)` : ''}`);
+    const what = `guestmem ${c.argv.slice(0, 3).join(' ')}`;
+    if (c.timedOut) run.problems.push(`${what} hung and was killed after ${c.seconds.toFixed(0)} s`);
+    else if (c.status !== 0) run.problems.push(`${what} exited with ${c.status ?? c.signal}${c.summary ? ` (${c.summary.failed} failed)` : ''}`);
+    if (c.status !== 0 && c.stderr) run.problems.push(`its stderr ends: ${c.stderr.split('\n').slice(-3).join(' | ')}`);
   }
   if (run.kernelWarnings.length) run.problems.push(`the kernel logged ${run.kernelWarnings.length} warning(s): ${run.kernelWarnings[0]}`);
   if (exitRc === undefined && sawDone) run.problems.push('/init did not report the driver exit');

@@ -4,7 +4,8 @@
  * lives under the user's cache directory, never in the repository.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -138,9 +139,22 @@ export function runStreaming(
       timedOut = true;
       killAll();
     }, opts.timeoutMs);
-    // If we are interrupted, do not leave a kernel build or a VM behind.
+    // If we are interrupted, do not leave a kernel build or a VM behind (the child runs in its own
+    // process group, so the terminal's Ctrl-C does not reach it by itself).
     const onExit = () => killAll();
+    const onSignal = (sig: NodeJS.Signals) => {
+      killAll();
+      detach();
+      process.kill(process.pid, sig);
+    };
+    const detach = () => {
+      process.removeListener('exit', onExit);
+      process.removeListener('SIGINT', onSignal);
+      process.removeListener('SIGTERM', onSignal);
+    };
     process.once('exit', onExit);
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     for (const name of ['stdout', 'stderr'] as const) {
       let rest = '';
       child[name].on('data', (b: Buffer) => {
@@ -158,12 +172,12 @@ export function runStreaming(
     }
     child.on('error', (e) => {
       clearTimeout(timer);
-      process.removeListener('exit', onExit);
+      detach();
       reject(e);
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      process.removeListener('exit', onExit);
+      detach();
       resolve({ code, signal, timedOut });
     });
   });
@@ -181,8 +195,14 @@ export async function withLock<T>(dir: string, what: string, timeoutMs: number, 
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number(readFileSync(join(lock, 'pid'), { encoding: 'utf8', flag: 'a+' }));
-      if (!pid || !alive(pid)) {
+      let pid = 0;
+      try {
+        pid = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+      } catch {
+        // the holder has not written its pid yet
+      }
+      const young = Date.now() - lockAge(lock) < 10_000;
+      if ((pid && !alive(pid)) || (!pid && !young)) {
         rmSync(lock, { recursive: true, force: true });
         continue;
       }
@@ -198,13 +218,52 @@ export async function withLock<T>(dir: string, what: string, timeoutMs: number, 
   }
 }
 
-function alive(pid: number): boolean {
+function lockAge(p: string): number {
+  try {
+    return statSync(p).mtimeMs;
+  } catch {
+    return 0;
+  }
+}
+
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+const cleanups: Promise<void>[] = [];
+
+/**
+ * Remove a large tree (a built kernel source) without holding up the next stage: it is renamed out
+ * of the way at once and deleted in the background; awaitCleanups() waits for the deletions.
+ */
+export function removeLater(p: string): void {
+  if (!existsSync(p)) return;
+  const trash = `${p}.trash-${process.pid}-${Date.now()}`;
+  renameSync(p, trash);
+  cleanups.push(rm(trash, { recursive: true, force: true }).catch(() => undefined));
+}
+
+/** Delete what an interrupted run left to removeLater() in dir. */
+export function sweepTrash(dir: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = /\.trash-(\d+)-\d+$/.exec(n);
+    if (m && Number(m[1]) !== process.pid && !alive(Number(m[1]))) cleanups.push(rm(join(dir, n), { recursive: true, force: true }).catch(() => undefined));
+  }
+}
+
+export async function awaitCleanups(): Promise<void> {
+  while (cleanups.length) await cleanups.shift();
 }
 
 export function exists(p: string): boolean {

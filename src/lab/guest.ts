@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { release, uptime, version } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { probeKvm } from './probe.js';
 
@@ -24,6 +24,11 @@ export interface Job {
   kernel: string;
   probe: boolean;
   commands: JobCommand[];
+  /**
+   * A command still running after this long is killed and reported with its stderr, so that a hang
+   * inside the VM still brings back what the command said (the host's timeout would lose it).
+   */
+  commandTimeoutMs?: number;
 }
 
 /** Keep serial traffic small: passed scenarios report their step count, others every step. */
@@ -40,6 +45,14 @@ interface RunJsonResult {
 const APP = fileURLToPath(new URL('../../../', import.meta.url));
 const CLI = join(APP, 'dist/src/cli/main.js');
 
+/** The first line of a kernel WARN/BUG/oops report. */
+const KERNEL_SPLAT = /\bWARNING: CPU: \d+ PID: \d+|\bBUG: |kernel BUG at|\bOops: |general protection fault/;
+
+function dmesgLines(): string[] | undefined {
+  const r = spawnSync('dmesg', [], { encoding: 'utf8', maxBuffer: 64 << 20 });
+  return r.status === 0 ? r.stdout.split('\n').filter(Boolean) : undefined;
+}
+
 function emit(rec: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify(rec, (_k, v) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v))}\n`);
 }
@@ -55,6 +68,7 @@ async function main(jobPath: string): Promise<number> {
   }
   emit({ t: 'hello', kernel: job.kernel, release: release(), version: version(), node: process.version, uptime: uptime(), cmdline });
   let bad = false;
+  const before = dmesgLines();
   if (job.probe) {
     try {
       const p = await probeKvm();
@@ -67,8 +81,15 @@ async function main(jobPath: string): Promise<number> {
   }
   for (const c of job.commands) {
     const s = Date.now();
-    const r = spawnSync(process.execPath, [CLI, ...c.argv], { cwd: APP, encoding: 'utf8', maxBuffer: 1 << 30, env: process.env });
+    const r = spawnSync(process.execPath, [CLI, ...c.argv], {
+      cwd: APP,
+      encoding: 'utf8',
+      maxBuffer: 1 << 30,
+      env: process.env,
+      ...(job.commandTimeoutMs !== undefined && { timeout: job.commandTimeoutMs, killSignal: 'SIGKILL' as const }),
+    });
     const seconds = (Date.now() - s) / 1000;
+    const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
     process.stderr.write(r.stderr ?? '');
     const summary = { passed: 0, failed: 0, skipped: 0 };
     if (c.parse === 'run-json' && (r.status === 0 || r.status === 1)) {
@@ -94,22 +115,20 @@ async function main(jobPath: string): Promise<number> {
       seconds,
       ...(c.parse === 'run-json' ? { summary } : { stdout: r.stdout.slice(-20000) }),
       ...(stderr && { stderr }),
-      ...(r.error && { error: r.error.message }),
+      ...(timedOut && { timedOut, error: `killed after ${job.commandTimeoutMs} ms` }),
+      ...(r.error && !timedOut && { error: r.error.message }),
     });
     if (r.status !== 0) bad = true;
   }
   // A WARN or BUG in the kernel while the scenarios ran is a finding even if every step passed.
-  const dmesg = spawnSync('dmesg', [], { encoding: 'utf8' });
-  if (dmesg.status === 0) {
-    const warnings = dmesg.stdout.split('\n').filter((l) => /\b(WARNING:|BUG:|Oops|general protection fault|kernel BUG)/.test(l));
-    emit({ t: 'kernel-log', warnings });
-  }
+  const after = dmesgLines();
+  if (after) emit({ t: 'kernel-log', warnings: after.slice(before?.length ?? 0).filter((l) => KERNEL_SPLAT.test(l)) });
   emit({ t: 'done', seconds: (Date.now() - t0) / 1000, uptime: uptime() });
   return bad ? 1 : 0;
 }
 
 const self = fileURLToPath(import.meta.url);
-if (process.argv[1] && (process.argv[1] === self || process.argv[1] === dirname(self))) {
+if (process.argv[1] === self) {
   main(process.argv[2] ?? '/lab/job.json').then(
     (code) => {
       process.exitCode = code;

@@ -9,9 +9,10 @@ import { join, resolve } from 'node:path';
 import { boot } from './boot.js';
 import { buildKernel, type KernelBuild } from './build.js';
 import { fold, type KernelRun, type LabRecord } from './collect.js';
-import { cacheDir, ensureDir, KERNEL_IDS, kernelSpec, LabError, ROOT, tail, writeJson } from './env.js';
+import { alive, awaitCleanups, cacheDir, ensureDir, KERNEL_IDS, kernelSpec, LabError, ROOT, tail, writeJson } from './env.js';
 import type { Job } from './guest.js';
 import { packApp, packBase, placeScenarios, writeInitrd } from './pack.js';
+import { requirePrereqs } from './prereq.js';
 import { createProgress, type Progress } from './progress.js';
 
 export { fragmentHash, type KernelBuild, parseFragment, unmetFragment } from './build.js';
@@ -73,6 +74,7 @@ export async function labBuild(o: LabCommonOptions = {}): Promise<KernelBuild[]>
       }),
     );
   }
+  await awaitCleanups();
   return out;
 }
 
@@ -103,9 +105,14 @@ function runId(kernel: string): string {
   return `${d}-${kernel}-${process.pid}`;
 }
 
+/** Keep the newest runs' logs; drop the initrd an interrupted run left behind. */
 function pruneRuns(dir: string): void {
   const names = readdirSync(dir).sort();
   for (const n of names.slice(0, Math.max(0, names.length - KEEP_RUNS))) rmSync(join(dir, n), { recursive: true, force: true });
+  for (const n of names) {
+    const pid = Number(/-(\d+)$/.exec(n)?.[1]);
+    if (pid && pid !== process.pid && !alive(pid)) rmSync(join(dir, n, 'initrd.cpio'), { force: true });
+  }
 }
 
 /** Build, pack, boot and collect, kernel after kernel. */
@@ -114,6 +121,8 @@ export async function labRun(o: LabRunOptions = {}): Promise<KernelRun[]> {
   const progress = o.progress ?? createProgress();
   const backend = o.backend ?? DEFAULT_GUEST_BACKEND;
   const files = expandScenarios(o.scenarios?.length ? o.scenarios : [join(ROOT, 'scenarios')]);
+  // Fail before a long kernel build when QEMU or busybox is missing.
+  requirePrereqs(['pack', 'boot']);
   const placed = placeScenarios(files);
   const results: KernelRun[] = [];
   for (const k of kernelsOf(o)) {
@@ -134,9 +143,12 @@ export async function labRun(o: LabRunOptions = {}): Promise<KernelRun[]> {
       kernel: k,
       probe: !o.noProbe,
       commands: [{ label: 'run', argv: ['run', '--backend', backend, '--json', ...placed.values()], parse: 'run-json' }],
+      // leave the VM time to report a hung command before the host's hard timeout
+      commandTimeoutMs: Math.max(10_000, (o.timeoutMs ?? DEFAULT_VM_TIMEOUT) - 30_000),
     };
     const app = packApp({ job, scenarios: placed }, base.libDirs);
     const runsRoot = ensureDir(join(cache, 'runs'));
+    pruneRuns(runsRoot);
     const runDir = ensureDir(join(runsRoot, runId(k)));
     writeJson(join(runDir, 'job.json'), job);
     const initrd = join(runDir, 'initrd.cpio');
@@ -149,30 +161,34 @@ export async function labRun(o: LabRunOptions = {}): Promise<KernelRun[]> {
     let bootSeconds: number | undefined;
     let scenarios = 0;
     const t0 = Date.now();
-    const booted = await boot({
-      bzImage: build.bzImage,
-      initrd,
-      runDir,
-      timeoutMs: o.timeoutMs ?? DEFAULT_VM_TIMEOUT,
-      ...(o.memoryMiB !== undefined && { memoryMiB: o.memoryMiB }),
-      onRecord: (rec) => {
-        records.push(rec as LabRecord);
-        switch (rec.t) {
-          case 'hello':
-            bootSeconds = (Date.now() - t0) / 1000;
-            progress.update(`booted ${String(rec.release)} in ${bootSeconds.toFixed(1)} s; probing /dev/kvm`);
-            break;
-          case 'probe':
-            progress.update(`SW_PROTECTED VM ${rec.swProtectedVm ? 'created' : 'NOT created'}; guestmem run --backend ${backend} (${files.length} files)`);
-            break;
-          case 'scenario':
-            scenarios++;
-            progress.update(`${scenarios} scenario results`);
-            break;
-        }
-      },
-    });
-    rmSync(initrd, { force: true });
+    let booted: Awaited<ReturnType<typeof boot>>;
+    try {
+      booted = await boot({
+        bzImage: build.bzImage,
+        initrd,
+        runDir,
+        timeoutMs: o.timeoutMs ?? DEFAULT_VM_TIMEOUT,
+        ...(o.memoryMiB !== undefined && { memoryMiB: o.memoryMiB }),
+        onRecord: (rec) => {
+          records.push(rec as LabRecord);
+          switch (rec.t) {
+            case 'hello':
+              bootSeconds = (Date.now() - t0) / 1000;
+              progress.update(`booted ${String(rec.release)} in ${bootSeconds.toFixed(1)} s; probing /dev/kvm`);
+              break;
+            case 'probe':
+              progress.update(`SW_PROTECTED VM ${rec.swProtectedVm ? 'created' : 'NOT created'}; guestmem run --backend ${backend} (${files.length} files)`);
+              break;
+            case 'scenario':
+              scenarios++;
+              progress.update(`${scenarios} scenario results`);
+              break;
+          }
+        },
+      });
+    } finally {
+      rmSync(initrd, { force: true });
+    }
     const run = fold(records, {
       kernel: k,
       sourceVersion: build.version,
@@ -204,5 +220,6 @@ export async function labRun(o: LabRunOptions = {}): Promise<KernelRun[]> {
     pruneRuns(runsRoot);
     results.push(run);
   }
+  await awaitCleanups();
   return results;
 }

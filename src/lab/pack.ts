@@ -55,7 +55,8 @@ export function productionPackages(root: string): string[] {
   }
   const out: string[] = [];
   for (const [p, meta] of Object.entries(lock.packages ?? {})) {
-    if (!p.startsWith('node_modules/') || meta.dev) continue;
+    // type declarations are not needed at run time (some locks do not mark them dev)
+    if (!p.startsWith('node_modules/') || meta.dev || p.startsWith('node_modules/@types/')) continue;
     // nested node_modules of a package are walked with it
     if (p.indexOf('/node_modules/', 1) > 0) continue;
     if (exists(join(root, p, 'package.json'))) out.push(p);

@@ -27,7 +27,7 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, opts
   const secs = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`;
 
   const draw = () => {
-    const width = Math.max(40, (stream.columns ?? 100) - 1);
+    const width = Math.max(40, (stream.columns || 100) - 1);
     const pct = frac === undefined ? '' : ` ${Math.floor(frac * 100)}%`;
     const line = `${SPIN[tick++ % SPIN.length]} lab ${name}${pct} [${secs(Date.now() - stageStart)}] ${what}`;
     stream.write(`\r\x1b[K${line.length > width ? `${line.slice(0, width - 1)}…` : line}`);

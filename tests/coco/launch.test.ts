@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { HostFault } from '../../src/api.js';
 import { nodeSha256, nodeSha384 } from '../../src/cli/measure.js';
 import {
   MeasureError,
@@ -24,7 +25,6 @@ import {
   tdxMrtd,
   toHex,
 } from '../../src/measure/index.js';
-import { HostFault } from '../../src/api.js';
 import { checkInvariants, createModelKvm, launchDigest, launchLog } from '../../src/model/index.js';
 import { launchSnp, launchTdx, type SnpLaunchOptions } from '../../src/vmm/launch.js';
 import { FIRMWARE, synthInitrd, synthKernel } from '../measure/support.js';
@@ -108,7 +108,10 @@ for (const name of Object.keys(REFERENCE)) {
       await t.test(label, () => {
         const want = ref.snp[i] as string;
         if (want === 'MISSING') {
-          assert.throws(() => snpLaunchDigest(fw, opts, nodeSha384), (e) => e instanceof MeasureError && e.code === 'MISSING');
+          assert.throws(
+            () => snpLaunchDigest(fw, opts, nodeSha384),
+            (e) => e instanceof MeasureError && e.code === 'MISSING',
+          );
           assert.throws(() => launchSnp(createModelKvm({ kernel: '6.18+snp' }), fw, opts, nodeSha384), /SNP_KERNEL_HASHES/);
           return;
         }
@@ -176,7 +179,10 @@ test('after a launch the model is consistent, the host cannot write firmware pag
   assert.deepEqual(checkInvariants(kvm), []);
   const [flash] = r.memory;
   assert.ok(flash && kvm.hostKernel);
-  assert.throws(() => kvm.hostKernel.directMapWrite(flash.gmem.fd, 0n, new Uint8Array([0])), (e) => e instanceof HostFault && e.signal === 'SIGBUS');
+  assert.throws(
+    () => kvm.hostKernel.directMapWrite(flash.gmem.fd, 0n, new Uint8Array([0])),
+    (e) => e instanceof HostFault && e.signal === 'SIGBUS',
+  );
   assert.notDeepEqual(kvm.hostKernel.directMapRead(flash.gmem.fd, 0n, 16), fw.subarray(0, 16), 'the host reads ciphertext');
   // the launch is over: the firmware refuses further updates
   assert.throws(() => r.vm.memoryEncryptOp?.({ id: 'KVM_SEV_SNP_LAUNCH_UPDATE', gfnStart: 0x800n, uaddr: 0n, len: 4096n, type: 3 }), /EIO/);
@@ -186,7 +192,10 @@ test('after a launch the model is consistent, the host cannot write firmware pag
   assert.deepEqual(checkInvariants(tkvm), []);
   const [tflash] = t.memory;
   assert.ok(tflash && tkvm.hostKernel);
-  assert.throws(() => tkvm.hostKernel.directMapRead(tflash.gmem.fd, 0x20000n, 8), (e) => e instanceof HostFault && e.signal === 'MCE');
+  assert.throws(
+    () => tkvm.hostKernel.directMapRead(tflash.gmem.fd, 0x20000n, 8),
+    (e) => e instanceof HostFault && e.signal === 'MCE',
+  );
   assert.deepEqual(checkInvariants(tkvm), []);
   assert.equal(toHex(launchDigest(t.vm, nodeSha384)), toHex(t.digest as Uint8Array), 'the MRTD does not change afterwards');
 });

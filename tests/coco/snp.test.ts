@@ -7,12 +7,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HostFault, type MemoryEncryptCommand, type Vm } from '../../src/api.js';
+import { nodeSha384 } from '../../src/cli/measure.js';
 import { SNP_PAGE_TYPE, SnpGuestContext, toHex, VMSA_GPA } from '../../src/measure/index.js';
 import { buildVmsa } from '../../src/measure/vmsa.js';
 import { getProfile, launchDigest, launchLog, PROFILES, platformOf, setSnpVcpuRegs, withPlatform } from '../../src/model/index.js';
-import { SnpPlatform } from '../../src/model/platforms/index.js';
+import type { SnpPlatform } from '../../src/model/platforms/index.js';
 import { CAP } from '../../src/uapi/constants.js';
-import { nodeSha384 } from '../../src/cli/measure.js';
 import { bindGmem, errnoOf, expectErrno, expectOk, hlt, kvmFor, PRIVATE, PS, read, runProgram, snpKvm } from '../model/helpers.js';
 
 const op = (vm: Vm, cmd: MemoryEncryptCommand) => {
@@ -22,7 +22,13 @@ const op = (vm: Vm, cmd: MemoryEncryptCommand) => {
 const INIT2: MemoryEncryptCommand = { id: 'KVM_SEV_INIT2' };
 const START: MemoryEncryptCommand = { id: 'KVM_SEV_SNP_LAUNCH_START', policy: 0x30000n };
 const FINISH: MemoryEncryptCommand = { id: 'KVM_SEV_SNP_LAUNCH_FINISH' };
-const update = (gfnStart: bigint, len: bigint, type: number, uaddr = 0n): MemoryEncryptCommand => ({ id: 'KVM_SEV_SNP_LAUNCH_UPDATE', gfnStart, uaddr, len, type });
+const update = (gfnStart: bigint, len: bigint, type: number, uaddr = 0n): MemoryEncryptCommand => ({
+  id: 'KVM_SEV_SNP_LAUNCH_UPDATE',
+  gfnStart,
+  uaddr,
+  len,
+  type,
+});
 
 /** An SNP VM on an SNP host with a 16-page guest_memfd slot at GPA 0 and host memory beside it. */
 function snpVm(privateAttr = true) {
@@ -62,7 +68,7 @@ test('KVM_SEV_INIT2 (__sev_guest_init): vCPUs, flags, VMSA features, GHCB versio
   expectErrno(() => op(a.vm, INIT2), 'EINVAL', 'a vCPU exists');
   const { vm, p } = snpVm();
   expectErrno(() => op(vm, { id: 'KVM_SEV_INIT2', flags: 1 }), 'EINVAL');
-  expectErrno(() => op(vm, { id: 'KVM_SEV_INIT2', vmsaFeatures: 1n }), 'EINVAL', 'SNPActive is KVM\'s to set');
+  expectErrno(() => op(vm, { id: 'KVM_SEV_INIT2', vmsaFeatures: 1n }), 'EINVAL', "SNPActive is KVM's to set");
   expectErrno(() => op(vm, { id: 'KVM_SEV_INIT2', ghcbVersion: 1 }), 'EINVAL');
   expectErrno(() => op(vm, { id: 'KVM_SEV_INIT2', ghcbVersion: 3 }), 'EINVAL');
   expectErrno(() => op(vm, { vendor: 'sev', id: 22 }), 'EFAULT', 'no data pointer');
@@ -133,7 +139,7 @@ test('KVM_SEV_SNP_LAUNCH_FINISH: one VMSA per vCPU in creation order from its re
   op(vm, INIT2);
   expectErrno(() => op(vm, FINISH), 'EINVAL', 'no context');
   op(vm, START);
-  src.write(PS, new Uint8Array(PS).fill(0x11));
+  src.write(PS, new Uint8Array(4096).fill(0x11));
   op(vm, update(1n, PS, 1, src.addr + PS));
   op(vm, update(8n, 2n * PS, 3));
   const bsp = vm.createVcpu(0);
@@ -217,7 +223,7 @@ test('RMP: launch pages are assigned and validated, a private fault assigns with
   assert.equal(runProgram(other.createVcpu(0), [{ op: 'pvalidate', gpa: 0n, validate: true }, hlt]).reason, 'shutdown');
 });
 
-test('RMP: the host writing an assigned page faults, reading it sees ciphertext; unassigned pages are the host\'s', () => {
+test("RMP: the host writing an assigned page faults, reading it sees ciphertext; unassigned pages are the host's", () => {
   const { kvm, vm, src, p, g } = snpVm();
   op(vm, INIT2);
   op(vm, START);
@@ -246,6 +252,12 @@ test('RMP: the host writing an assigned page faults, reading it sees ciphertext;
   const page = kvm.proc.mm.peek(anon.addr) as Uint8Array;
   p.rmp.set(page, { assigned: true, validated: false, gpa: 0n });
   kvm.proc.mm.physOwner.set(page, p);
-  assert.equal(errnoOf(() => anon.write(0n, new Uint8Array([2]))), 'SIGBUS');
-  assert.equal(errnoOf(() => anon.read(0n, 1)), 'ok');
+  assert.equal(
+    errnoOf(() => anon.write(0n, new Uint8Array([2]))),
+    'SIGBUS',
+  );
+  assert.equal(
+    errnoOf(() => anon.read(0n, 1)),
+    'ok',
+  );
 });

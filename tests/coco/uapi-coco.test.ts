@@ -21,7 +21,10 @@ test('enum sev_cmd_id and enum kvm_tdx_cmd_id values', () => {
   assert.deepEqual([C.SEV_CMD.KVM_SEV_SNP_LAUNCH_START, C.SEV_CMD.KVM_SEV_SNP_LAUNCH_UPDATE, C.SEV_CMD.KVM_SEV_SNP_LAUNCH_FINISH], [100, 101, 102]);
   // the enum counts up without gaps from 0 to KVM_SEV_INIT2
   const legacy = Object.values(C.SEV_CMD).filter((v) => v < 100);
-  assert.deepEqual(legacy, Array.from({ length: 23 }, (_, i) => i));
+  assert.deepEqual(
+    legacy,
+    Array.from({ length: 23 }, (_, i) => i),
+  );
   assert.deepEqual(C.TDX_CMD, {
     KVM_TDX_CAPABILITIES: 0,
     KVM_TDX_INIT_VM: 1,
@@ -56,11 +59,7 @@ const layouts: [Layout, number, Record<string, number>][] = [
   ],
   [C.kvm_tdx_cmd, 24, { id: 0, flags: 4, data: 8, hw_error: 16 }],
   [C.kvm_cpuid_entry2, 40, { function: 0, index: 4, flags: 8, eax: 12, ebx: 16, ecx: 20, edx: 24, padding: 28 }],
-  [
-    C.kvm_tdx_init_vm,
-    264,
-    { attributes: 0, xfam: 8, mrconfigid: 16, mrowner: 64, mrownerconfig: 112, reserved: 160, cpuid_nent: 256, cpuid_padding: 260 },
-  ],
+  [C.kvm_tdx_init_vm, 264, { attributes: 0, xfam: 8, mrconfigid: 16, mrowner: 64, mrownerconfig: 112, reserved: 160, cpuid_nent: 256, cpuid_padding: 260 }],
   [C.kvm_tdx_init_mem_region, 24, { source_addr: 0, gpa: 8, nr_pages: 16 }],
   [
     C.kvm_tdx_capabilities,
