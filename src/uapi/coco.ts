@@ -11,6 +11,7 @@
  */
 import { IOC_READ, IOC_WRITE, ioc, KVMIO } from './ioctls.js';
 import { defineLayout } from './layout.js';
+import { kvm_cpuid_entry2 } from './x86.js';
 
 // ---- include/uapi/linux/kvm.h ----
 
@@ -175,18 +176,6 @@ export const kvm_tdx_cmd = defineLayout('kvm_tdx_cmd', 24, {
   hw_error: { type: 'u64', offset: 16 },
 });
 
-/** struct kvm_cpuid_entry2 (arch/x86/include/uapi/asm/kvm.h) */
-export const kvm_cpuid_entry2 = defineLayout('kvm_cpuid_entry2', 40, {
-  function: { type: 'u32', offset: 0 },
-  index: { type: 'u32', offset: 4 },
-  flags: { type: 'u32', offset: 8 },
-  eax: { type: 'u32', offset: 12 },
-  ebx: { type: 'u32', offset: 16 },
-  ecx: { type: 'u32', offset: 20 },
-  edx: { type: 'u32', offset: 24 },
-  padding: { type: 'u32', offset: 28, count: 3 },
-});
-
 /**
  * struct kvm_tdx_init_vm: 256 bytes of TD_PARAMS input, then a struct kvm_cpuid2 header
  * (nent, padding) whose entries follow (tdx_td_init: BUILD_BUG_ON(sizeof(*init_vm) != 256 +
@@ -247,3 +236,6 @@ export const TDX_STATUS = {
   PAGE_SIZE_MISMATCH: 0xc0000b0b00000000n,
   OPERAND_INVALID: 0xc000010000000000n,
 } as const;
+
+/** Declared once, in x86.ts (KVM_SET_CPUID2 takes the same entries). */
+export { kvm_cpuid_entry2 };
