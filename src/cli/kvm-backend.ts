@@ -67,7 +67,11 @@ export async function kvmBackend(): Promise<Backend & { hostProfile(): KernelPro
   return {
     name: 'kvm',
     numaNodes: numaNodes(),
-    guest: () => ({ gmemOnlyFaults: probed().guest?.gmemFaultsWithoutHva === true, hypercallExits: probed().guest?.hypercallExit === true }),
+    guest: () => ({
+      gmemOnlyFaults: probed().guest?.gmemFaultsWithoutHva === true,
+      hypercallExits: probed().guest?.hypercallExit === true,
+      emulatedAccess: probed().guest?.gmemFaultsWithoutHva === false,
+    }),
     hostProfile: () => hostProfile(probed()),
     /**
      * A scenario written for another kernel's rules still runs here if its expectations hold under

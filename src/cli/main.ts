@@ -9,6 +9,7 @@ import { runDemo, runGmemDemo } from './demo.js';
 import { registerDesigns } from './designs.js';
 import { runDiff } from './diff.js';
 import { kvmBackend, loadKvmModule } from './kvm-backend.js';
+import { registerLab } from './lab.js';
 import { registerMeasure } from './measure.js';
 import { runFiles, UserError } from './run.js';
 
@@ -115,6 +116,7 @@ program
 
 registerMeasure(program);
 registerDesigns(program);
+registerLab(program);
 
 export function parseIntArg(v: string): number {
   const n = Number(v);

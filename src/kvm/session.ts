@@ -23,7 +23,8 @@ export class Session {
   private closed = false;
 
   constructor(options: SessionOptions = {}) {
-    this.runTimeoutMs = options.runTimeoutMs ?? DEFAULT_RUN_TIMEOUT_MS;
+    // GUESTMEM_KVM_RUN_TIMEOUT_MS raises the deadline where guest code is slow (the lab's TCG)
+    this.runTimeoutMs = options.runTimeoutMs ?? (Number(process.env.GUESTMEM_KVM_RUN_TIMEOUT_MS) || DEFAULT_RUN_TIMEOUT_MS);
   }
 
   track<T extends Closable>(obj: T): T {

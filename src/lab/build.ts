@@ -305,11 +305,22 @@ export async function buildKernel(spec: KernelSpec, o: BuildOptions): Promise<Ke
       rmSync(dir, { recursive: true, force: true });
       renameSync(tmp, dir);
       writeJson(join(o.cache, 'work', `${spec.id}.stats.json`), { objects });
+      pruneKernels(o.cache, spec.id, dir);
       if (!o.keepSource) removeLater(work);
       p.done(`kernel ${spec.id} ${version} built in ${buildSeconds} s`);
       return { ...fromCache(dir, meta), built: true };
     },
   );
+}
+
+/** Keep the new build and the one before it of this kernel (other versions or fragments); drop older ones. */
+function pruneKernels(cache: string, kernel: string, keep: string): void {
+  const root = join(cache, 'kernels');
+  const builds = readdirSync(root)
+    .filter((n) => n.startsWith(`${kernel}-`) && !n.endsWith('.lock') && !n.endsWith('.tmp') && join(root, n) !== keep)
+    .map((n) => ({ dir: join(root, n), t: statSync(join(root, n)).mtimeMs }))
+    .sort((a, b) => b.t - a.t);
+  for (const b of builds.slice(1)) rmSync(b.dir, { recursive: true, force: true });
 }
 
 /** Pull /usr/src/linux-source-X.tar.xz out of the .deb (dpkg-deb -x), without the docs. */

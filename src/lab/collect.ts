@@ -101,12 +101,21 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
     const what = `guestmem ${c.argv.slice(0, 3).join(' ')}`;
     if (c.timedOut) run.problems.push(`${what} hung and was killed after ${c.seconds.toFixed(0)} s`);
     else if (c.status !== 0) run.problems.push(`${what} exited with ${c.status ?? c.signal}${c.summary ? ` (${c.summary.failed} failed)` : ''}`);
-    if (c.status !== 0 && c.stderr) run.problems.push(`its stderr ends: ${c.stderr.split('\n').slice(-3).join(' | ')}`);
+    if (c.status !== 0 && c.stderr) run.problems.push(`its stderr: ${headline(c.stderr)}`);
   }
   if (run.kernelWarnings.length) run.problems.push(`the kernel logged ${run.kernelWarnings.length} warning(s): ${run.kernelWarnings[0]}`);
   if (exitRc === undefined && sawDone) run.problems.push('/init did not report the driver exit');
   run.ok = run.problems.length === 0;
   return run;
+}
+
+/** The line of a stderr tail that says what went wrong: a thrown error's message, else the last line. */
+export function headline(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  return lines.find((l) => /^(\w*Error|guestmem:)\b/.test(l)) ?? lines.at(-1) ?? '';
 }
 
 export function describeAnswer(a: { ok: number } | { errno: string } | undefined): string {

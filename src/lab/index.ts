@@ -25,7 +25,7 @@ export type GuestBackend = 'model' | 'kvm';
  * The backend `guestmem run` uses inside the VM. 'model' proves the pipeline (Node, koffi, dist)
  * until src/kvm/ lands; flip this to 'kvm' then (or pass --backend kvm).
  */
-export const DEFAULT_GUEST_BACKEND: GuestBackend = 'model';
+export const DEFAULT_GUEST_BACKEND: GuestBackend = 'kvm';
 
 export interface LabCommonOptions {
   kernels?: readonly string[];

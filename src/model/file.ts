@@ -69,7 +69,9 @@ export abstract class ModelFile {
   /** inode_operations.setattr for a size change (do_truncate) */
   truncate?(size: bigint): void;
   /** the mount has SB_I_NOEXEC (path_noexec) */
-  readonly noexec: boolean = false;
+  get noexec(): boolean {
+    return false;
+  }
   /** S_ISREG: only regular files can be ftruncate'd and fallocate'd */
   readonly regular: boolean = false;
   /** the page cache's side of reclaim and migration, for files that have one (host hazards, src/designs/) */

@@ -117,7 +117,9 @@ export class GmemFile extends ModelFile implements PrivateFile {
   // O_RDWR | O_LARGEFILE, made by alloc_file_pseudo: no FMODE_PREAD/FMODE_LSEEK, no .read/.write
   readonly fmode: FMode = { read: true, write: true, pread: false, lseek: false };
   override readonly regular = true;
-  override readonly noexec = true;
+  override get noexec(): boolean {
+    return this.vm.profile.anonInodeNoexec;
+  }
   private bindings: Binding[] = [];
   private released = false;
 
@@ -222,7 +224,8 @@ export class GmemFile extends ModelFile implements PrivateFile {
     const size = BigInt(slot.npages) * PAGE_SIZE_N;
     // loff_t arithmetic: offset + size can overflow to a negative value, which then passes the
     // i_size test (found by guestmem diff against 6.18: offset 0x7ffffffffffff000 binds)
-    if (offset >= 1n << 63n || offset % PAGE_SIZE_N !== 0n || BigInt.asIntN(64, offset + size) > this.inode.size) {
+    const last = this.vm.profile.bindOffsetUnsigned ? offset + size : BigInt.asIntN(64, offset + size);
+    if (offset >= 1n << 63n || offset % PAGE_SIZE_N !== 0n || last > this.inode.size) {
       fail(op, 'EINVAL', 'kvm_gmem_bind: offset negative, unaligned, or offset+size past the file size');
     }
     const start = Number(offset / PAGE_SIZE_N);

@@ -38,6 +38,16 @@ export interface KernelProfile {
    * vcpu_mmio_read/write) rather than KVM_EXIT_MEMORY_FAULT.
    */
   readonly emulatedGuestAccess: boolean;
+  /**
+   * mmap(PROT_EXEC) of an anon-inode file (VM, vCPU, guest_memfd) is EPERM: the mount is noexec
+   * (seen live on 6.18; 6.12 answers ENODEV, found by the lab)
+   */
+  readonly anonInodeNoexec: boolean;
+  /**
+   * kvm_gmem_bind computes offset + size unsigned (uoff_t, kvm-x86 next; 7.3 in the lab), so an
+   * overflowing offset is EINVAL; 6.8-6.18 compute it as loff_t, where it wraps negative and passes
+   */
+  readonly bindOffsetUnsigned: boolean;
   /** memslot address spaces (kvm_arch_nr_memslot_as_ids): 2 with SMM, 1 without (PVM has none) */
   readonly addressSpaces: number;
   /** guest_memfd inodes carry a shared NUMA policy (vm_ops set_policy/get_policy; after 6.18) */
@@ -75,6 +85,8 @@ const v6_8: KernelProfile = {
   gmemMempolicy: false,
   addressSpaces: 2,
   emulatedGuestAccess: false,
+  anonInodeNoexec: false,
+  bindOffsetUnsigned: false,
 };
 
 const v6_12: KernelProfile = {
@@ -99,10 +111,12 @@ const v6_18: KernelProfile = {
   gmemMempolicy: false,
   addressSpaces: 2,
   emulatedGuestAccess: false,
+  anonInodeNoexec: true,
+  bindOffsetUnsigned: false,
 };
 
-const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3', bindOverlapErrno: 'EEXIST', gmemMempolicy: true };
-const next: KernelProfile = { ...v6_18, name: 'next', version: 'kvm-x86 next', bindOverlapErrno: 'EEXIST', gmemMempolicy: true };
+const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3', bindOverlapErrno: 'EEXIST', gmemMempolicy: true, bindOffsetUnsigned: true };
+const next: KernelProfile = { ...v6_18, name: 'next', version: 'kvm-x86 next', bindOverlapErrno: 'EEXIST', gmemMempolicy: true, bindOffsetUnsigned: true };
 
 // ---- Confidential-computing platforms (issue 5). KVM_CAP_VM_TYPES reports what the kernel *and*
 // the hardware support, so SNP and TDX are not in the version profiles above (the model host has
@@ -174,7 +188,7 @@ export interface ProbedCaps {
  */
 export function hostProfile(caps: ProbedCaps): KernelProfile {
   const [maj = 0, min = 0] = caps.release.split('.').map((x) => Number.parseInt(x, 10));
-  const base = maj > 6 || (maj === 6 && min >= 18) ? v6_18 : maj === 6 && min >= 12 ? v6_12 : v6_8;
+  const base = maj > 6 ? v7_3 : maj === 6 && min >= 18 ? v6_18 : maj === 6 && min >= 12 ? v6_12 : v6_8;
   const cap = (c: number) => caps.system[c] ?? 0;
   const typesMask = cap(CAP.KVM_CAP_VM_TYPES) || 1;
   const vmTypes = (Object.entries(VM_TYPE) as [VmType, number][]).filter(([, v]) => typesMask & (1 << v)).map(([k]) => k);

@@ -22,7 +22,9 @@ export class VcpuFile extends ModelFile {
   readonly kind = 'kvm-vcpu';
   // kvm_vcpu_fops has .llseek = noop_llseek
   readonly fmode: FMode = { read: true, write: true, pread: false, lseek: true };
-  override readonly noexec = true;
+  override get noexec(): boolean {
+    return this.vm.profile.anonInodeNoexec;
+  }
   program: GuestProgram | undefined;
   pc = 0;
   /** an exit that the next KVM_RUN completes (complete_userspace_io) */

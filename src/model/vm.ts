@@ -127,8 +127,10 @@ export class VmFile extends ModelFile {
   readonly kind = 'kvm-vm';
   // kvm_vm_fops has .llseek = noop_llseek: lseek succeeds and reports the position
   readonly fmode: FMode = { read: true, write: true, pread: false, lseek: true };
-  // anon_inode_getfd: every anon-inode file lives on the noexec anon_inodefs mount
-  override readonly noexec = true;
+  // anon_inode_getfd: the anon_inodefs mount is noexec where the profile says so (6.18: EPERM)
+  override get noexec(): boolean {
+    return this.vm.profile.anonInodeNoexec;
+  }
   constructor(
     ino: bigint,
     readonly vm: KvmVm,

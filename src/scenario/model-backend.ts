@@ -41,6 +41,11 @@ export function modelBackend(opts: ModelBackendOptions = {}): Backend {
       if (design === 'guest_memfd') return this.open(kernel);
       return { skip: `requires design:${design}: the designs registry, modelBackend({ designs: DESIGNS }) with DESIGNS from src/designs/` };
     },
+    // The model's guest side follows its profile (the 'host' profile copies the live kernel's).
+    guest: (kvm: Kvm) => {
+      const p = kvm instanceof ModelKvm ? kvm.kernel : undefined;
+      return { gmemOnlyFaults: p?.gmemOnlySlots ?? true, hypercallExits: true, emulatedAccess: p?.emulatedGuestAccess ?? false };
+    },
     ...(opts.invariants !== false && {
       check: (kvm: Kvm) => (kvm instanceof ModelKvm ? checkInvariants(kvm) : []),
     }),

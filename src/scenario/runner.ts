@@ -67,7 +67,7 @@ export interface Backend {
    * What guest code can do here, found by running it (requires "gmem_only_faults", "hypercall_exits");
    * absent means everything the kernel's capabilities promise works.
    */
-  guest?(): { gmemOnlyFaults: boolean; hypercallExits: boolean };
+  guest?(kvm: Kvm): GuestFacts;
   /** Why this backend cannot judge a scenario written for another kernel's rules, if it cannot. */
   incompatible?(sc: Scenario, kernel: string | undefined): string | undefined;
 }
@@ -102,12 +102,17 @@ type Outcome =
 type Obj = { kind: 'kvm' } | { kind: 'vm'; vm: Vm } | { kind: 'fd'; fd: number; close?: () => void } | { kind: 'map'; map: HostMapping };
 
 /** Which capability a `requires` entry needs, checked through KVM_CHECK_EXTENSION on /dev/kvm. */
-export function unmetRequirement(
-  kvm: Kvm,
-  req: string,
-  numaNodes: number,
-  guest?: () => { gmemOnlyFaults: boolean; hypercallExits: boolean },
-): string | undefined {
+/** What guest code can do on a backend, found by running it. */
+export interface GuestFacts {
+  /** guest_memfd-only slots serve guest faults without a host mapping (6.18 GMEM_ONLY with TDP) */
+  gmemOnlyFaults: boolean;
+  /** KVM_HC_MAP_GPA_RANGE exits to userspace */
+  hypercallExits: boolean;
+  /** guest code is emulated: every access goes through userspace_addr (PVM) */
+  emulatedAccess: boolean;
+}
+
+export function unmetRequirement(kvm: Kvm, req: string, numaNodes: number, guest?: (kvm: Kvm) => GuestFacts): string | undefined {
   const [what, arg] = req.split(':') as [string, string | undefined];
   const cap = (c: number) => kvm.checkExtension(c);
   switch (what) {
@@ -131,9 +136,15 @@ export function unmetRequirement(
       return cap(CAP.KVM_CAP_EXIT_HYPERCALL) & (1 << KVM_HC_MAP_GPA_RANGE) ? undefined : 'KVM_CAP_EXIT_HYPERCALL lacks KVM_HC_MAP_GPA_RANGE';
     case 'gmem_only_faults':
       if (!cap(CAP.KVM_CAP_GUEST_MEMFD_FLAGS)) return 'KVM_CAP_GUEST_MEMFD_FLAGS is 0';
-      return !guest || guest().gmemOnlyFaults ? undefined : 'guest accesses reach memory only through userspace_addr here (guest code is emulated)';
+      return !guest || guest(kvm).gmemOnlyFaults ? undefined : 'guest accesses reach memory only through userspace_addr here (guest code is emulated)';
     case 'hypercall_exits':
-      return !guest || guest().hypercallExits ? undefined : 'KVM_HC_MAP_GPA_RANGE never exits to userspace here';
+      return !guest || guest(kvm).hypercallExits ? undefined : 'KVM_HC_MAP_GPA_RANGE never exits to userspace here';
+    case 'emulated_guest_access':
+      return guest?.(kvm).emulatedAccess ? undefined : 'guest code runs on the CPU here (no emulation through userspace_addr)';
+    case 'address_spaces': {
+      const n = cap(CAP.KVM_CAP_MULTI_ADDRESS_SPACE) || 1;
+      return n === Number(arg) ? undefined : `this kernel has ${n} memslot address space(s), the scenario is about ${arg}`;
+    }
     case 'numa_nodes':
       return numaNodes >= Number(arg) ? undefined : `the host has ${numaNodes} NUMA node(s), ${arg} needed`;
     default:
@@ -635,9 +646,15 @@ export function runScenario(sc: Scenario, file: string, backend: Backend, kernel
       try {
         r = session.step(s);
       } catch (err) {
-        if (!(err instanceof ScenarioError)) throw err;
-        base.steps.push({ index: i, op: s.op, status: 'failed', got: 'bad step', reason: err.message });
-        return { ...base, status: 'failed', reason: `steps[${i}].${err.message}` };
+        if (err instanceof ScenarioError) {
+          base.steps.push({ index: i, op: s.op, status: 'failed', got: 'bad step', reason: err.message });
+          return { ...base, status: 'failed', reason: `steps[${i}].${err.message}` };
+        }
+        // A backend that cannot do what the step asks (a program too large for the x86 code
+        // generator, a guest that never exits) fails this scenario, not the whole run.
+        const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+        base.steps.push({ index: i, op: s.op, status: 'failed', got: 'backend error', reason: msg });
+        return { ...base, status: 'failed', reason: `steps[${i}] (${s.op}): the ${backend.name} backend failed: ${msg}` };
       }
       let reason = judge(s, r.outcome);
       const broken = backend.check?.(kvm) ?? [];

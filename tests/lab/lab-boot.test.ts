@@ -1,0 +1,69 @@
+/**
+ * The lab end to end: for each kernel, build it (or take it from the cache), boot it under QEMU and
+ * run the examples inside. Without QEMU or the kernel build tools this skips LOUDLY with the reason;
+ * with GUESTMEM_REQUIRE_LAB=1 (CI) a would-be skip fails instead.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { formatKernelRun, KERNEL_IDS, LabError, labRun, missing } from '../../src/lab/index.js';
+import { describeMissing } from '../../src/lab/prereq.js';
+import { createProgress } from '../../src/lab/progress.js';
+import { ROOT } from '../support/files.js';
+
+const REQUIRE = process.env.GUESTMEM_REQUIRE_LAB === '1';
+
+/** Skip with the reason shouted, or fail when CI requires the lab. */
+function skipLoudly(t: TestContext, reason: string): void {
+  const msg = `LAB TEST SKIPPED: ${reason}`;
+  if (REQUIRE) assert.fail(`${msg} (GUESTMEM_REQUIRE_LAB=1 makes this a failure)`);
+  process.stderr.write(`\n${'!'.repeat(msg.length + 8)}\n!!! ${msg} !!!\n${'!'.repeat(msg.length + 8)}\n\n`);
+  t.diagnostic(msg);
+  t.skip(msg);
+}
+
+const EXPECTED: Record<string, { guestMemfdFlags: number }> = {
+  // KVM_CAP_GUEST_MEMFD_FLAGS: none before 6.18; MMAP | INIT_SHARED after (LAB.md §1)
+  '6.12': { guestMemfdFlags: 0 },
+  '7.3': { guestMemfdFlags: 3 },
+};
+
+for (const kernel of KERNEL_IDS) {
+  test(`lab ${kernel}: boots, creates a SW_PROTECTED VM, runs the examples inside`, { timeout: 45 * 60_000 }, async (t) => {
+    const gone = missing(['build', 'pack', 'boot']);
+    if (gone.length) {
+      skipLoudly(t, describeMissing(gone));
+      return;
+    }
+    let runs: Awaited<ReturnType<typeof labRun>>;
+    try {
+      runs = await labRun({ kernels: [kernel], scenarios: [join(ROOT, 'scenarios/examples')], progress: createProgress(process.stderr) });
+    } catch (e) {
+      // No way to get the kernel source (offline, no apt source) is a missing prerequisite too.
+      if (e instanceof LabError && e.stage === 'fetch') {
+        skipLoudly(t, `kernel ${kernel} source: ${e.message}`);
+        return;
+      }
+      throw e;
+    }
+    const run = runs[0]!;
+    const report = formatKernelRun(run, true);
+    for (const line of report.split('\n')) t.diagnostic(line);
+    assert.ok(run.probe, report);
+    assert.equal(run.probe.swProtectedVm, true, report);
+    assert.ok(run.probe.vmTypes?.includes('sw_protected'), report);
+    assert.equal(run.probe.system?.MEMORY_ATTRIBUTES, 8, report);
+    assert.equal(run.probe.system?.GUEST_MEMFD, 1, report);
+    assert.equal(run.probe.system?.GUEST_MEMFD_FLAGS, EXPECTED[kernel]?.guestMemfdFlags, report);
+    assert.deepEqual(run.probe.vms?.sw_protected?.setMemoryAttributesPrivate, { ok: 0 }, report);
+    assert.ok(run.release?.startsWith(`${kernel}.`), report);
+    assert.ok(run.scenarios.length >= 1, report);
+    // With --backend kvm a scenario may skip for a capability this kernel lacks, never fail.
+    assert.deepEqual(
+      run.scenarios.filter((s) => s.status === 'failed' || (s.status === 'skipped' && !s.reason)).map((s) => s.name),
+      [],
+      report,
+    );
+    assert.equal(run.ok, true, report);
+  });
+}

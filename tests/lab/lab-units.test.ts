@@ -1,0 +1,281 @@
+/** The lab's pure parts, without QEMU or a kernel build: cpio, apt sources, config fragment, results. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { parseDeb822, parseOneLine, pickMirror } from '../../src/lab/apt.js';
+import { qemuArgs } from '../../src/lab/boot.js';
+import { fold, formatKernelRun, type LabRecord } from '../../src/lab/collect.js';
+import { CpioWriter, parseCpio } from '../../src/lab/cpio.js';
+import { cacheDir, fragmentHash, KERNEL_IDS, LAB_PACKAGES, parseFragment, unmetFragment } from '../../src/lab/index.js';
+import { placeScenarios, productionPackages } from '../../src/lab/pack.js';
+import { which } from '../../src/lab/prereq.js';
+import { ROOT } from '../support/files.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'guestmem-lab-'));
+
+test('cpio: entries round-trip, parents are implied, archives concatenate', () => {
+  const a = new CpioWriter().file('bin/x', 'hello', 0o755).symlink('bin/sh', 'busybox').charDevice('dev/console', 5, 1).finish();
+  const b = new CpioWriter().file('init', '#!/bin/sh\n', 0o755).finish();
+  assert.equal(a.length % 512, 0);
+  const entries = parseCpio(Buffer.concat([a, b]));
+  assert.deepEqual(
+    entries.map((e) => [e.path, e.mode.toString(8)]),
+    [
+      ['bin', '40755'],
+      ['bin/x', '100755'],
+      ['bin/sh', '120777'],
+      ['dev', '40755'],
+      ['dev/console', '20600'],
+      ['init', '100755'],
+    ],
+  );
+  assert.equal(entries[1]?.data.toString(), 'hello');
+  assert.equal(entries[2]?.data.toString(), 'busybox');
+  assert.deepEqual(entries[4]?.rdev, [5, 1]);
+  assert.throws(() => new CpioWriter().file('a', '').file('a', ''), /added twice/);
+  assert.throws(() => new CpioWriter().file('../etc/passwd', ''), /bad path/);
+});
+
+test('cpio: cpio(1) reads what the writer wrote, when cpio is installed', (t) => {
+  if (!which('cpio')) {
+    t.skip('cpio(1) not installed (only this cross-check needs it)');
+    return;
+  }
+  const f = join(tmp, 'x.cpio');
+  const w = new CpioWriter(f);
+  w.file('a/b.txt', 'x'.repeat(1001));
+  w.symlink('a/c', 'b.txt');
+  w.finish();
+  const r = spawnSync('cpio', ['-t', '-v', '-F', f], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /a\/b\.txt/);
+  assert.match(r.stdout, /1001/);
+  assert.match(r.stdout, /a\/c -> b\.txt/);
+});
+
+test('apt sources: the Debian mirror is read from deb822 and one-line files', () => {
+  const deb822 = parseDeb822(
+    [
+      'Types: deb',
+      '# a comment',
+      'URIs: http://mirror.example/debian/',
+      'Suites: bookworm bookworm-updates',
+      'Components: main',
+      'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg',
+      '',
+      'Types: deb',
+      'URIs: http://mirror.example/debian-security',
+      'Suites: bookworm-security',
+      'Components: main',
+    ].join('\n'),
+  );
+  assert.equal(deb822.length, 2);
+  assert.deepEqual(deb822[0]?.suites, ['bookworm', 'bookworm-updates']);
+  const oneLine = parseOneLine(
+    ['deb https://packages.example/apt cloud-sdk main', 'deb [arch=amd64 signed-by=/k.gpg] http://other.example/debian trixie main contrib # x'].join('\n'),
+  );
+  assert.equal(oneLine.length, 2);
+  assert.equal(oneLine[1]?.signedBy, '/k.gpg');
+  // Non-Debian suites and security mirrors are passed over.
+  assert.deepEqual(
+    pickMirror([...oneLine.slice(0, 1), ...deb822], () => false),
+    { uri: 'http://mirror.example/debian', signedBy: '/usr/share/keyrings/debian-archive-keyring.gpg' },
+  );
+  assert.deepEqual(
+    pickMirror(oneLine, () => false),
+    { uri: 'http://other.example/debian', signedBy: '/k.gpg' },
+  );
+  assert.deepEqual(
+    pickMirror(parseOneLine('deb http://d.example/debian sid main'), () => true),
+    {
+      uri: 'http://d.example/debian',
+      signedBy: '/usr/share/keyrings/debian-archive-keyring.gpg',
+    },
+  );
+  assert.equal(
+    pickMirror(parseDeb822('Types: deb\nURIs: http://x/debian\nSuites: trixie\nComponents: main\nEnabled: no\n'), () => true),
+    undefined,
+  );
+});
+
+test('config fragment: committed, parsed, hashed by content, and checked against .config', () => {
+  const text = readFileSync(join(ROOT, 'lab/kernel.config'), 'utf8');
+  const frag = parseFragment(text);
+  assert.ok(frag.some((f) => f.name === 'CONFIG_KVM_SW_PROTECTED_VM' && f.value === 'y'));
+  assert.ok(
+    frag.some((f) => f.name === 'CONFIG_ADVISE_SYSCALLS' && f.value === 'y'),
+    'Node needs madvise',
+  );
+  // comments and blank lines do not change the key; a value does
+  assert.equal(fragmentHash(text), fragmentHash(`# comment\n\n${text}`));
+  assert.notEqual(fragmentHash(text), fragmentHash(text.replace('CONFIG_SMP=n', 'CONFIG_SMP=y')));
+  const dot = ['CONFIG_KVM=y', '# CONFIG_MODULES is not set', 'CONFIG_SMP=y'].join('\n');
+  assert.deepEqual(
+    unmetFragment(
+      [
+        { name: 'CONFIG_KVM', value: 'y' },
+        { name: 'CONFIG_MODULES', value: 'n' },
+        { name: 'CONFIG_SMP', value: 'n' },
+        { name: 'CONFIG_KVM_PRIVATE_MEM', value: 'y' },
+        { name: 'CONFIG_NET', value: 'n' },
+      ],
+      dot,
+    ),
+    ['CONFIG_SMP=n (got y)', 'CONFIG_KVM_PRIVATE_MEM=y (got absent)'],
+  );
+  assert.throws(() => parseFragment('KVM=y'), /not a config line/);
+});
+
+test('the committed lab files name no host and no machine path', () => {
+  for (const f of ['lab/kernel.config', 'lab/init.sh', 'README.md']) {
+    const text = readFileSync(join(ROOT, f), 'utf8');
+    assert.doesNotMatch(text, /https?:\/\/|\/work\/|\/root\/|\/home\//, f);
+  }
+  const init = readFileSync(join(ROOT, 'lab/init.sh'), 'utf8');
+  for (const field of ['@@DATA@@', '@@LIBPATH@@', '@@DRIVER@@', '@@JOB@@']) assert.ok(init.includes(field), field);
+  assert.match(init, /reboot -f/);
+});
+
+test('cache dir: GUESTMEM_LAB_CACHE, else XDG_CACHE_HOME, else ~/.cache', () => {
+  assert.equal(cacheDir({ GUESTMEM_LAB_CACHE: '/c' }), '/c');
+  assert.equal(cacheDir({ XDG_CACHE_HOME: '/x', HOME: '/h' }), '/x/guestmem-lab');
+  assert.equal(cacheDir({ HOME: '/h' }), '/h/.cache/guestmem-lab');
+  assert.deepEqual(KERNEL_IDS, ['6.12', '7.3']);
+  for (const p of ['qemu-system-x86', 'busybox-static', 'flex', 'bison', 'libelf-dev', 'bc']) assert.ok(LAB_PACKAGES.includes(p), p);
+});
+
+test('pack: production node_modules only, koffi among them; scenarios keep repo-relative paths', () => {
+  const pkgs = productionPackages(ROOT);
+  assert.ok(pkgs.includes('node_modules/koffi'));
+  assert.ok(pkgs.includes('node_modules/commander'));
+  assert.ok(!pkgs.includes('node_modules/typescript'));
+  assert.ok(!pkgs.some((p) => p.startsWith('node_modules/@biomejs')));
+  const outside = join(tmp, 's.json');
+  writeFileSync(outside, '{}');
+  const placed = placeScenarios([join(ROOT, 'scenarios/examples/punch-hole-zeroes.json'), outside]);
+  assert.deepEqual([...placed.values()], ['scenarios/examples/punch-hole-zeroes.json', 'lab-extra/1/s.json']);
+});
+
+test('qemu: TCG with -cpu max, console on the first port, data on stdout', () => {
+  const a = qemuArgs({ bzImage: '/k', initrd: '/i', runDir: '/r' });
+  const s = a.join(' ');
+  assert.match(s, /-accel tcg -cpu max/);
+  assert.match(s, /-no-reboot/);
+  assert.match(s, /-serial file:\/r\/console\.log -serial stdio/);
+  assert.match(s, /console=ttyS0 panic=-1/);
+});
+
+test('collect: records fold into a verdict with the reasons', () => {
+  const timings = { kernelCached: true, packSeconds: 0.1, wallSeconds: 3 };
+  const base = { kernel: '6.12', sourceVersion: '6.12.117-1', backend: 'model', runDir: '/r', timings };
+  const probe = {
+    t: 'probe',
+    device: '/dev/kvm',
+    open: { ok: 3 },
+    swProtectedVm: true,
+    system: { MEMORY_ATTRIBUTES: 8, VM_TYPES: 3 },
+    vmTypes: ['default', 'sw_protected'],
+  };
+  const good: LabRecord[] = [
+    { t: 'hello', release: '6.12.117' },
+    probe,
+    { t: 'scenario', command: 'run', name: 'a', file: 'a.json', status: 'passed', backend: 'model', kernel: '6.18', stepCount: 3 },
+    {
+      t: 'command',
+      label: 'run',
+      argv: ['run', '--backend', 'model', '--json', 'a.json'],
+      status: 0,
+      signal: null,
+      seconds: 1,
+      summary: { passed: 1, failed: 0, skipped: 0 },
+    },
+    { t: 'kernel-log', warnings: [] },
+    { t: 'done', seconds: 2 },
+    { t: 'exit', rc: 0 },
+  ];
+  const ok = fold(good, base);
+  assert.equal(ok.ok, true, ok.problems.join('; '));
+  assert.equal(ok.release, '6.12.117');
+  assert.match(formatKernelRun(ok), /^PASS {2}kernel 6\.12 \(6\.12\.117-1, uname 6\.12\.117\)/);
+  assert.match(formatKernelRun(ok), /SW_PROTECTED VM created; VM_TYPES=0x3 \(default, sw_protected\); MEMORY_ATTRIBUTES=0x8/);
+
+  const bad = fold(
+    [
+      good[0]!,
+      { ...probe, swProtectedVm: false, vms: { sw_protected: { type: 1, created: { errno: 'EINVAL' } } } },
+      {
+        t: 'scenario',
+        command: 'run',
+        name: 'b',
+        file: 'b.json',
+        status: 'failed',
+        reason: 'step 2',
+        backend: 'model',
+        kernel: '6.18',
+        stepCount: 3,
+        steps: [],
+      },
+      { t: 'command', label: 'run', argv: ['run'], status: 1, signal: null, seconds: 1, summary: { passed: 0, failed: 1, skipped: 0 } },
+      { t: 'kernel-log', warnings: ['WARNING: CPU: 0 PID: 1 at arch/x86/kvm/mmu/mmu.c:1'] },
+    ],
+    base,
+  );
+  assert.equal(bad.ok, false);
+  const text = bad.problems.join('\n');
+  assert.match(text, /stopped before it finished/);
+  assert.match(text, /no SW_PROTECTED VM: KVM_CREATE_VM\(1\) -> EINVAL/);
+  assert.match(text, /exited with 1 \(1 failed\)/);
+  assert.match(text, /1 warning/);
+  assert.match(formatKernelRun(bad), /FAILED {2}b {2}\(b\.json, model 6\.18\): step 2/);
+  assert.match(fold([], base).problems[0] ?? '', /never started/);
+
+  // A command the driver had to kill reports that, with the error in its stderr; skips are grouped.
+  const hung = fold(
+    [
+      good[0]!,
+      probe,
+      {
+        t: 'scenario',
+        command: 'run',
+        name: 'c',
+        file: 'c.json',
+        status: 'skipped',
+        reason: 'requires memory_attributes',
+        backend: 'kvm',
+        kernel: '6.12',
+        stepCount: 1,
+      },
+      {
+        t: 'scenario',
+        command: 'run',
+        name: 'd',
+        file: 'd.json',
+        status: 'skipped',
+        reason: 'requires memory_attributes',
+        backend: 'kvm',
+        kernel: '6.12',
+        stepCount: 1,
+      },
+      {
+        t: 'command',
+        label: 'run',
+        argv: ['run', '--backend', 'kvm'],
+        status: null,
+        signal: 'SIGKILL',
+        seconds: 25,
+        timedOut: true,
+        stderr: 'file:///app/x.js:1\nRangeError: more than 511 reads\n    at f (x.js:1:1)\n\nNode.js v20',
+      },
+      { t: 'done', seconds: 26 },
+      { t: 'exit', rc: 1 },
+    ],
+    base,
+  );
+  assert.equal(hung.ok, false);
+  assert.match(hung.problems.join('\n'), /guestmem run --backend kvm hung and was killed after 25 s/);
+  assert.match(hung.problems.join('\n'), /its stderr: RangeError: more than 511 reads$/m);
+  assert.match(formatKernelRun(hung), /SKIPPED 2 scenarios: requires memory_attributes/);
+});
