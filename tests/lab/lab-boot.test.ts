@@ -46,7 +46,20 @@ for (const kernel of KERNEL_IDS) {
       }
       throw e;
     }
-    const run = runs[0]!;
+    let run = runs[0]!;
+    // Under TCG on a loaded 2-core machine a nested guest has once failed to exit within the
+    // KVM_RUN deadline (EINTR, rip outside the program) although it passes alone; one retry, said
+    // out loud, separates that from a real failure, which fails twice.
+    const stalled = (r: typeof run) =>
+      !r.ok &&
+      r.scenarios.some((x) => /KVM_RUN: EINTR/.test(x.reason ?? '')) &&
+      r.scenarios.every((x) => x.status !== 'failed' || /KVM_RUN: EINTR/.test(x.reason ?? ''));
+    if (stalled(run)) {
+      t.diagnostic(
+        `RETRIED: kernel ${kernel}: a guest did not exit before the KVM_RUN deadline (${run.scenarios.find((x) => x.status === 'failed')?.reason ?? ''})`,
+      );
+      run = (await labRun({ kernels: [kernel], scenarios: [join(ROOT, 'scenarios/examples')], progress: createProgress(process.stderr) }))[0]!;
+    }
     const report = formatKernelRun(run, true);
     for (const line of report.split('\n')) t.diagnostic(line);
     assert.ok(run.probe, report);
