@@ -136,23 +136,25 @@ function runShort(vcpu: Vcpu, ms: number): VcpuExit {
 function probeGuest(kvm: Kvm, system: Record<CapName, number>, hypercallTimeoutMs: number): GuestCaps {
   const vm = kvm.createVm('default');
   const mem = kvm.mmapAnonymous(0x200000n);
+  let vcpu: Vcpu | undefined;
   try {
     vm.setUserMemoryRegion({ slot: 0, flags: 0, guestPhysAddr: 0x200000n, memorySize: 0x200000n, userspaceAddr: mem.addr });
-    const vcpu = vm.createVcpu(0);
+    const cpu = vm.createVcpu(0);
+    vcpu = cpu;
     // long mode + port I/O
-    vcpu.load([{ op: 'out', port: 0x10, value: 0x5an }, { op: 'hlt' }]);
-    const e1 = vcpu.run();
-    const e2 = vcpu.run();
+    cpu.load([{ op: 'out', port: 0x10, value: 0x5an }, { op: 'hlt' }]);
+    const e1 = cpu.run();
+    const e2 = cpu.run();
     const longMode = e1.reason === 'io' && e1.io?.value === 0x5an && e2.reason === 'hlt';
     // memory round trip
     mem.write(0x1000n, Uint8Array.of(0x41, 0x42, 0x43, 0x44));
-    vcpu.load([{ op: 'read', gpa: 0x201000n, width: 4 }, { op: 'write', gpa: 0x201004n, width: 2, value: 0x4545n }, { op: 'hlt' }]);
-    const e3 = vcpu.run();
+    cpu.load([{ op: 'read', gpa: 0x201000n, width: 4 }, { op: 'write', gpa: 0x201004n, width: 2, value: 0x4545n }, { op: 'hlt' }]);
+    const e3 = cpu.run();
     const back = mem.read(0x1004n, 2);
     const memory = e3.reason === 'hlt' && e3.reads[0] === 0x44434241n && back[0] === 0x45 && back[1] === 0x45;
     // no memslot -> MMIO
-    vcpu.load([{ op: 'read', gpa: 0x40000000n, width: 4 }, { op: 'hlt' }]);
-    const e4 = vcpu.run();
+    cpu.load([{ op: 'read', gpa: 0x40000000n, width: 4 }, { op: 'hlt' }]);
+    const e4 = cpu.run();
     const mmioExit = e4.reason === 'mmio' && e4.mmio?.physAddr === 0x40000000n;
     // guest_memfd-only slot without a host mapping
     let gmemFaultsWithoutHva: boolean | undefined;
@@ -173,8 +175,8 @@ function probeGuest(kvm: Kvm, system: Record<CapName, number>, hypercallTimeoutM
           guestMemfd: g.fd,
           guestMemfdOffset: 0n,
         });
-        vcpu.load([{ op: 'read', gpa, width: 1 }, { op: 'hlt' }]);
-        const e = vcpu.run();
+        cpu.load([{ op: 'read', gpa, width: 1 }, { op: 'hlt' }]);
+        const e = cpu.run();
         gmemFaultsWithoutHva = e.reason === 'hlt' && e.reads[0] === 0xaan;
       } finally {
         g.close();
@@ -183,9 +185,9 @@ function probeGuest(kvm: Kvm, system: Record<CapName, number>, hypercallTimeoutM
     // speed: a long straight-line program (3 instructions per write op) against an empty one
     const writes = Array.from({ length: 300 }, (_, i) => ({ op: 'write' as const, gpa: 0x202000n + BigInt(8 * i), width: 8 as const, value: BigInt(i) }));
     const time = (prog: Parameters<Vcpu['load']>[0]) => {
-      vcpu.load(prog);
+      cpu.load(prog);
       const t = performance.now();
-      vcpu.run();
+      cpu.run();
       return performance.now() - t;
     };
     time([{ op: 'hlt' }]);
@@ -200,9 +202,9 @@ function probeGuest(kvm: Kvm, system: Record<CapName, number>, hypercallTimeoutM
       hypercallNote = 'KVM_CAP_EXIT_HYPERCALL does not offer KVM_HC_MAP_GPA_RANGE';
     } else {
       vm.enableCap(CAP.KVM_CAP_EXIT_HYPERCALL, [BigInt(mask)]);
-      vcpu.load([{ op: 'map_gpa_range', gpa: 0x200000n, npages: 1n, attrs: 0n }, { op: 'hlt' }]);
+      cpu.load([{ op: 'map_gpa_range', gpa: 0x200000n, npages: 1n, attrs: 0n }, { op: 'hlt' }]);
       try {
-        const e = runShort(vcpu, hypercallTimeoutMs);
+        const e = runShort(cpu, hypercallTimeoutMs);
         hypercallExit = e.reason === 'hypercall' && e.hypercall?.nr === BigInt(KVM_HC_MAP_GPA_RANGE);
         if (!hypercallExit) hypercallNote = `the hypercall gave exit '${e.reason}'`;
       } catch (err) {
@@ -211,10 +213,10 @@ function probeGuest(kvm: Kvm, system: Record<CapName, number>, hypercallTimeoutM
       }
     }
     // exit round trip
-    vcpu.load([...Array.from({ length: 50 }, () => ({ op: 'out' as const, port: 0x10, value: 1n })), { op: 'hlt' }]);
-    vcpu.run();
+    cpu.load([...Array.from({ length: 50 }, () => ({ op: 'out' as const, port: 0x10, value: 1n })), { op: 'hlt' }]);
+    cpu.run();
     const t = performance.now();
-    for (let i = 0; i < 48; i++) vcpu.run();
+    for (let i = 0; i < 48; i++) cpu.run();
     const exitRoundTripUs = Math.round(((performance.now() - t) / 48) * 1000 * 10) / 10;
     const out: GuestCaps = { longMode, memory, mmioExit, hypercallExit, exitRoundTripUs };
     return {
@@ -224,6 +226,8 @@ function probeGuest(kvm: Kvm, system: Record<CapName, number>, hypercallTimeoutM
       ...(instructionsPerSecond === undefined ? {} : { instructionsPerSecond }),
     };
   } finally {
+    // the vCPU holds the VM (KERNEL-SPEC I1): close it first
+    vcpu?.close();
     vm.close();
     mem.unmap();
   }

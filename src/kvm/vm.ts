@@ -130,31 +130,45 @@ export class KvmVm implements Vm, FdOwner {
     return this.fdOpen;
   }
 
-  /** Close the VM fd, the VM's vCPUs and its code slot. guest_memfds stay open. */
+  /**
+   * Close the VM fd. As in the kernel, the VM lives on while its vCPUs (and guest_memfds) are open:
+   * the vCPUs and the code slot they run from stay until the last vCPU is closed, or until
+   * Kvm.close() releases everything (it calls close() again, which then tears them down).
+   */
   close(): void {
-    if (this.closed) return;
+    const errors: unknown[] = [];
+    if (this.fdOpen) {
+      this.fdOpen = false;
+      const err = releaseFd(this.fd, this);
+      if (err !== 0) errors.push(new KvmError('close', err));
+    }
+    if (!this.closed && this.system.session.isClosed) {
+      // Kvm.close(): release the vCPUs that kept the VM alive
+      for (const v of [...this.vcpus]) {
+        try {
+          v.close();
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+    }
+    if (this.vcpus.size === 0) errors.push(...this.dispose());
+    if (errors.length > 0) throw errors[0];
+  }
+
+  /** The VM is gone for us: unmap the code slot and stop being tracked. */
+  private dispose(): unknown[] {
+    if (this.closed) return [];
     this.closed = true;
     this.system.session.untrack(this);
     const errors: unknown[] = [];
-    for (const v of [...this.vcpus]) {
-      try {
-        v.close();
-      } catch (e) {
-        errors.push(e);
-      }
-    }
     try {
       this.slot?.mapping.unmap();
     } catch (e) {
       errors.push(e);
     }
     this.slot = undefined;
-    if (this.fdOpen) {
-      this.fdOpen = false;
-      const err = releaseFd(this.fd, this);
-      if (err !== 0) errors.push(new KvmError('close', err));
-    }
-    if (errors.length > 0) throw errors[0];
+    return errors;
   }
 
   fdClosedElsewhere(): void {
@@ -203,6 +217,8 @@ export class KvmVm implements Vm, FdOwner {
   /** @internal a vCPU closed */
   vcpuClosed(v: KvmVcpu): void {
     this.vcpus.delete(v);
+    // the last vCPU of a VM whose fd is closed: the VM is gone
+    if (!this.fdOpen && this.vcpus.size === 0) this.dispose();
   }
 
   private live(op: string): void {

@@ -12,7 +12,7 @@ import { countOpenFds, listOpenFds, openKvm, ownedCounts } from '../../src/kvm/i
 import { kvmTest } from '../support/kvm-gate.js';
 import { expectErrno, GMEM_SHARED, KEEP, MAP_SHARED, MiB, PS, RW, withKvm } from './helpers.js';
 
-kvmTest('closing a VM closes its vCPUs and code slot but not its guest_memfds', () =>
+kvmTest('closing the VM fd leaves its vCPUs (they keep the VM alive, I1) and its guest_memfds open', () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: 2n * MiB, flags: GMEM_SHARED });
@@ -20,14 +20,20 @@ kvmTest('closing a VM closes its vCPUs and code slot but not its guest_memfds', 
     v.load([{ op: 'hlt' }]);
     assert.equal(v.run().reason, 'hlt');
     const vcpuFd = v.fd;
+    const vmFd = vm.fd;
     vm.close();
-    expectErrno(() => kvm.files.fstat(vcpuFd), 'EBADF', 'the vCPU fd is closed with its VM');
+    expectErrno(() => kvm.files.fstat(vmFd), 'EBADF', 'the VM fd is closed');
+    assert.equal(kvm.files.fstat(vcpuFd).size, 0n, 'the vCPU fd is still open');
     assert.ok(
       listOpenFds().some(([fd, link]) => fd === g.fd && link === 'anon_inode:[kvm-gmem]'),
       'the gmem fd is still open',
     );
     g.fallocate(KEEP, 0n, PS);
-    expectErrno(() => v.run(), 'EBADF');
+    // The vCPU still runs: the VM lives while a vCPU holds it.
+    v.load([{ op: 'out', port: 0x10, value: 7n }, { op: 'hlt' }]);
+    assert.equal(v.run().reason, 'io');
+    v.close();
+    expectErrno(() => kvm.files.fstat(vcpuFd), 'EBADF', 'closing the last vCPU closes its fd');
   }),
 );
 
