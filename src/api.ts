@@ -6,7 +6,7 @@
  * with SIGBUS or a machine check is a HostFault.
  */
 
-import type { VmType } from './uapi/constants.js';
+import { PROT_READ, PROT_WRITE, type VmType } from './uapi/constants.js';
 import { ERRNO, type ErrnoName, errnoName } from './uapi/errno.js';
 
 export type { VmType } from './uapi/constants.js';
@@ -89,6 +89,29 @@ export interface HostMapping {
   /** move_pages(2) as a query (nodes NULL): each page's node, or -errno (-ENOENT: not present). */
   pageNodes(offset: bigint, count: number): number[];
   unmap(): void;
+}
+
+/**
+ * The part of the HostMapping contract that is the same for every backend: an access to an
+ * unmapped mapping, outside its span, or against its protection is SIGSEGV (a real process would
+ * die; both backends throw instead). Returns the fault, or undefined when the access may proceed.
+ */
+export function hostAccessFault(
+  addr: bigint,
+  span: bigint,
+  prot: number,
+  unmapped: boolean,
+  offset: bigint,
+  len: number,
+  write: boolean,
+): HostFault | undefined {
+  const at = addr + offset;
+  if (unmapped) return new HostFault('SIGSEGV', at, offset, 'mapping was unmapped');
+  if (offset < 0n || offset + BigInt(len) > span) {
+    return new HostFault('SIGSEGV', at, offset, `access of ${len} bytes at 0x${offset.toString(16)} outside a mapping of 0x${span.toString(16)} bytes`);
+  }
+  if (!(prot & (write ? PROT_WRITE : PROT_READ))) return new HostFault('SIGSEGV', at, offset, `mapping is not ${write ? 'writable' : 'readable'}`);
+  return undefined;
 }
 
 /** File syscalls on any fd number of the process (the fd may be closed, foreign, or made up). */

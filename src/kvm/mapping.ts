@@ -19,8 +19,9 @@
  * faulting one are read or written (and thereby faulted in), then HostFault('SIGBUS') is thrown at
  * the first byte of the faulting page (or at `offset` if that page is the first one).
  */
-import { HostFault, type HostMapping, KvmError } from '../api.js';
-import { MPOL_F_ADDR, PAGE_SIZE_N, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
+import { HostFault, type HostMapping, hostAccessFault, KvmError } from '../api.js';
+import { MAP_ANONYMOUS, MAP_PRIVATE, MPOL_F_ADDR, PAGE_SIZE_N, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
+import { ERRNO } from '../uapi/errno.js';
 import { adoptMapping, releaseMapping } from './fd-table.js';
 import { type GmemRef, releaseGmem } from './known-files.js';
 import { IOVEC_SIZE, MAP_FAILED, sys } from './sys.js';
@@ -194,20 +195,9 @@ export class KvmMapping implements HostMapping {
   }
 
   private check(offset: bigint, len: number, write: boolean): void {
-    if (this.unmapped) throw new HostFault('SIGSEGV', this.addr + offset, offset, 'mapping was unmapped');
     if (!Number.isSafeInteger(len) || len < 0) throw new RangeError(`access length ${len}`);
-    if (offset < 0n || offset + BigInt(len) > this.span) {
-      throw new HostFault(
-        'SIGSEGV',
-        this.addr + offset,
-        offset,
-        `access of ${len} bytes at 0x${offset.toString(16)} outside a mapping of 0x${this.span.toString(16)} bytes`,
-      );
-    }
-    const need = write ? PROT_WRITE : PROT_READ;
-    if (!(this.prot & need)) {
-      throw new HostFault('SIGSEGV', this.addr + offset, offset, `mapping is not ${write ? 'writable' : 'readable'}`);
-    }
+    const fault = hostAccessFault(this.addr, this.span, this.prot, this.unmapped, offset, len, write);
+    if (fault) throw fault;
   }
 
   /**
@@ -236,67 +226,56 @@ export class KvmMapping implements HostMapping {
   }
 
   private readChecked(offset: bigint, len: number): Uint8Array {
-    const s = sys();
     const out = new Uint8Array(len);
-    const bounce = Math.min(len, BOUNCE);
-    const buf = s.mmap(0n, BigInt(bounce), PROT_READ | PROT_WRITE, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0n);
-    if (buf === MAP_FAILED) throw new KvmError('mmap', s.errno(), 'bounce buffer');
-    try {
-      const local = new Uint8Array(IOVEC_SIZE);
-      const remote = new Uint8Array(IOVEC_SIZE);
-      const lv = new DataView(local.buffer);
-      const rv = new DataView(remote.buffer);
-      for (let done = 0; done < len; ) {
-        const n = Math.min(bounce, len - done);
-        const at = offset + BigInt(done);
-        lv.setBigUint64(0, buf, true);
-        lv.setBigUint64(8, BigInt(n), true);
-        rv.setBigUint64(0, this.addr + at, true);
-        rv.setBigUint64(8, BigInt(n), true);
-        const r = s.processVmReadv(s.getpid(), local, 1, remote, 1);
-        const got = r < 0n ? this.checkedError('process_vm_readv') : Number(r);
-        if (got > 0) out.set(new Uint8Array(s.view(buf, got)), done);
-        if (got < n) throw this.kernelFault(at + BigInt(got));
-        done += n;
-      }
-      return out;
-    } finally {
-      s.munmap(buf, BigInt(bounce));
-    }
+    this.copyChecked(offset, len, 'read', (bounce, done, n) => out.set(bounce.subarray(0, n), done));
+    return out;
   }
 
   private writeChecked(offset: bigint, data: Uint8Array): void {
+    this.copyChecked(offset, data.length, 'write', (bounce, done, n) => bounce.set(data.subarray(done, done + n)));
+  }
+
+  /**
+   * Copy `len` bytes at `offset` through process_vm_readv/writev on our own address space, in
+   * chunks through an anonymous bounce buffer: a page the kernel refuses ends the copy short
+   * instead of raising a signal. `chunk` moves bytes between the bounce buffer (valid only during
+   * the call) and the caller's data: after the read for reads, before the write for writes; for a
+   * short read it is called with the bytes that did arrive.
+   */
+  private copyChecked(offset: bigint, len: number, dir: 'read' | 'write', chunk: (bounce: Uint8Array, done: number, n: number) => void): void {
     const s = sys();
-    const bounce = Math.min(data.length, BOUNCE);
-    const buf = s.mmap(0n, BigInt(bounce), PROT_READ | PROT_WRITE, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0n);
+    const size = Math.min(len, BOUNCE);
+    const buf = s.mmap(0n, BigInt(size), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0n);
     if (buf === MAP_FAILED) throw new KvmError('mmap', s.errno(), 'bounce buffer');
     try {
       const local = new Uint8Array(IOVEC_SIZE);
       const remote = new Uint8Array(IOVEC_SIZE);
       const lv = new DataView(local.buffer);
       const rv = new DataView(remote.buffer);
-      for (let done = 0; done < data.length; ) {
-        const n = Math.min(bounce, data.length - done);
+      const op = dir === 'read' ? 'process_vm_readv' : 'process_vm_writev';
+      for (let done = 0; done < len; ) {
+        const n = Math.min(size, len - done);
         const at = offset + BigInt(done);
-        new Uint8Array(s.view(buf, n)).set(data.subarray(done, done + n));
+        if (dir === 'write') chunk(new Uint8Array(s.view(buf, n)), done, n);
         lv.setBigUint64(0, buf, true);
         lv.setBigUint64(8, BigInt(n), true);
         rv.setBigUint64(0, this.addr + at, true);
         rv.setBigUint64(8, BigInt(n), true);
-        const r = s.processVmWritev(s.getpid(), local, 1, remote, 1);
-        const put = r < 0n ? this.checkedError('process_vm_writev') : Number(r);
-        if (put < n) throw this.kernelFault(at + BigInt(put));
+        const r = dir === 'read' ? s.processVmReadv(s.getpid(), local, 1, remote, 1) : s.processVmWritev(s.getpid(), local, 1, remote, 1);
+        const moved = r < 0n ? this.checkedError(op) : Number(r);
+        if (dir === 'read' && moved > 0) chunk(new Uint8Array(s.view(buf, moved)), done, moved);
+        if (moved < n) throw this.kernelFault(at + BigInt(moved));
         done += n;
       }
     } finally {
-      s.munmap(buf, BigInt(bounce));
+      s.munmap(buf, BigInt(size));
     }
   }
 
   /** EFAULT from a kernel-checked copy is a refused fault at the first byte; anything else is an error. */
   private checkedError(op: string): number {
     const e = sys().errno();
-    if (e === 14) return 0;
+    if (e === ERRNO.EFAULT) return 0;
     throw new KvmError(op, e);
   }
 

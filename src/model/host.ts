@@ -3,7 +3,7 @@
  * the MMU notifiers through which KVM hears that host mappings went away. KVM's shared (non-gmem)
  * guest memory is whatever this address space has at userspace_addr (hva_to_pfn / GUP).
  */
-import { HostFault, type HostMapping } from '../api.js';
+import { HostFault, type HostMapping, hostAccessFault } from '../api.js';
 import { MADV, PAGE_SIZE, PAGE_SIZE_N, PROT_EXEC, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
 import { type FaultResult, fail, type MmapBacking, type ModelFile } from './file.js';
 import { mbindPolicy, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
@@ -237,17 +237,8 @@ export class ModelMapping implements HostMapping {
   }
 
   private check(offset: bigint, len: number, write: boolean): void {
-    if (this.unmapped) throw new HostFault('SIGSEGV', this.addr + offset, offset, 'mapping was unmapped');
-    if (offset < 0n || offset + BigInt(len) > this.span) {
-      throw new HostFault(
-        'SIGSEGV',
-        this.addr + offset,
-        offset,
-        `access of ${len} bytes at 0x${offset.toString(16)} outside a mapping of 0x${this.span.toString(16)} bytes`,
-      );
-    }
-    const need = write ? PROT_WRITE : PROT_READ;
-    if (!(this.prot & need)) throw new HostFault('SIGSEGV', this.addr + offset, offset, `mapping is not ${write ? 'writable' : 'readable'}`);
+    const fault = hostAccessFault(this.addr, this.span, this.prot, this.unmapped, offset, len, write);
+    if (fault) throw fault;
   }
 
   private pageFor(index: number, write: boolean, offset: bigint): Uint8Array {

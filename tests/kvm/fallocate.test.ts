@@ -11,6 +11,7 @@ import {
   FALLOC_FL_ZERO_RANGE,
 } from '../../src/uapi/constants.js';
 import { kvmTest } from '../support/kvm-gate.js';
+import { INVALID_PUNCH_HOLE } from '../support/selftest-tables.js';
 import { expectErrno, expectOk, GMEM_SHARED, KEEP, KEEP_PUNCH, MAP_SHARED, PS, PUNCH, RW, withKvm } from './helpers.js';
 
 const T = 4n * PS;
@@ -33,18 +34,7 @@ kvmTest('GM-11: the selftest sequence (allocate within, fail past i_size, punch 
 kvmTest('GM-12/C3: every unaligned punch is EINVAL', () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: 0n });
-    const cases: [bigint, bigint][] = [
-      [0n, 1n],
-      [0n, PS - 1n],
-      [0n, PS + 1n],
-      [1n, 1n],
-      [1n, PS - 1n],
-      [1n, PS],
-      [1n, PS + 1n],
-      [PS, 1n],
-      [PS, PS - 1n],
-      [PS, PS + 1n],
-    ];
+    const cases = INVALID_PUNCH_HOLE;
     for (const [off, len] of cases) expectErrno(() => g.fallocate(KEEP_PUNCH, off, len), 'EINVAL', `punch (${off}, ${len})`);
     expectErrno(() => g.fallocate(KEEP, 1n, PS), 'EINVAL', 'unaligned allocate');
   }),

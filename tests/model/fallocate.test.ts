@@ -12,6 +12,7 @@ import {
   FALLOC_FL_UNSHARE_RANGE,
   FALLOC_FL_ZERO_RANGE,
 } from '../../src/uapi/constants.js';
+import { INVALID_PUNCH_HOLE } from '../support/selftest-tables.js';
 import { allBytes, bindGmem, expectErrno, expectOk, fill, hlt, inodeOf, KEEP, KEEP_PUNCH, PS, PUNCH, read, runProgram, setup, TiB, write } from './helpers.js';
 
 const T = 4n * PS;
@@ -86,18 +87,7 @@ test('C2: any mode bit besides KEEP_SIZE|PUNCH_HOLE gives EOPNOTSUPP, checked be
 
 test('C3: unaligned offset or len -> EINVAL, for allocate and punch (GM-12 table)', () => {
   const { g } = fresh();
-  const table: [bigint, bigint][] = [
-    [0n, 1n],
-    [0n, PS - 1n],
-    [0n, PS + 1n],
-    [1n, 1n],
-    [1n, PS - 1n],
-    [1n, PS],
-    [1n, PS + 1n],
-    [PS, 1n],
-    [PS, PS - 1n],
-    [PS, PS + 1n],
-  ];
+  const table = INVALID_PUNCH_HOLE;
   for (const [off, len] of table) {
     expectErrno(() => g.fallocate(KEEP_PUNCH, off, len), 'EINVAL', `punch (${off}, ${len})`);
     expectErrno(() => g.fallocate(KEEP, off, len), 'EINVAL', `allocate (${off}, ${len})`);
