@@ -5,10 +5,20 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
-import type { VmType } from '../api.js';
-import { type CampaignResult, counterexampleScenario, MUTANTS, replay, runCampaign, type Side, UNCOMPARED_ACCESSES } from '../diff/index.js';
-import { createModelKvm, getProfile, type KernelProfile } from '../model/index.js';
-import { parseScenario } from '../scenario/index.js';
+import { KvmError, type VmType } from '../api.js';
+import {
+  type CampaignResult,
+  counterexampleScenario,
+  MUTANTS,
+  parseBatch,
+  replay,
+  runBatch,
+  runCampaign,
+  type Side,
+  UNCOMPARED_ACCESSES,
+} from '../diff/index.js';
+import { createModelKvm, getProfile, type KernelProfile, PROFILE_NAMES } from '../model/index.js';
+import { parseScenario, Session, type Step } from '../scenario/index.js';
 import { kvmBackend, loadKvmModule } from './kvm-backend.js';
 import { UserError } from './run.js';
 
@@ -23,6 +33,12 @@ export interface DiffOptions {
   selfTest: boolean;
   reference: 'kvm' | 'model';
   vmType: VmType;
+  /** lab kernels, comma-separated, or 'all' */
+  lab?: string;
+  /** a batch file to replay (inside the lab VM) */
+  batch?: string;
+  shrinkBudget?: number;
+  timeoutSeconds?: number;
 }
 
 function modelSide(profile: KernelProfile, name = `model ${profile.name}`): Side {
@@ -56,17 +72,34 @@ function summary(r: CampaignResult, divergences: number): string {
   return `${r.sequences} sequences, ${r.steps} steps, ${divergences} divergences, ${rate} steps/s${left} (seed ${r.seed})`;
 }
 
+/** A clear error, not a stack trace, when the reference cannot create the VM type at all. */
+function requireVmType(side: Side, vmType: VmType): void {
+  let s: Session | undefined;
+  try {
+    s = new Session(side.open(), vmType);
+  } catch (e) {
+    if (e instanceof KvmError) throw new UserError(`${side.name} cannot create a ${vmType} VM (${e.message}): choose another --vm-type`);
+    throw e;
+  } finally {
+    s?.close();
+  }
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UserError(`${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
 export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise<number> {
   if (o.selfTest) return selfTest(o, out);
+  if (o.lab !== undefined) return runLabDiff(o, out);
+  if (o.batch !== undefined) return runBatchFile(o, o.batch, out);
   const { reference, candidate, profile } = await sides(o);
   if (o.replay) {
-    let text: string;
-    try {
-      text = readFileSync(o.replay, 'utf8');
-    } catch (e) {
-      throw new UserError(`${o.replay}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    const sc = parseScenario(text, o.replay);
+    const sc = parseScenario(readText(o.replay), o.replay);
     const d = replay(sc.steps, reference, candidate, sc.vm?.type ?? o.vmType);
     out(
       o.json
@@ -77,6 +110,7 @@ export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise
     );
     return d ? 1 : 0;
   }
+  requireVmType(reference, o.vmType);
   const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
   const bar = progress(o.runs, `${reference.name} vs ${candidate.name}`);
   let r: CampaignResult;
@@ -158,4 +192,80 @@ async function selfTest(o: DiffOptions, out: (s: string) => void): Promise<numbe
     out(`${rows.filter((r) => r.found).length} of ${rows.length} planted bugs found`);
   }
   return rows.every((r) => r.found) ? 0 : 1;
+}
+
+/**
+ * `--batch FILE`: replay generated sequences (src/diff/batch.ts) against the model under the
+ * batch's kernel profile, one JSON line per sequence, then a summary line. This is what
+ * `--lab` runs inside the VM; exit 1 when a sequence diverged.
+ */
+async function runBatchFile(o: DiffOptions, file: string, out: (s: string) => void): Promise<number> {
+  const batch = parseBatch(readText(file), file);
+  const kernel = o.kernel ?? batch.kernel;
+  if (!PROFILE_NAMES.includes(kernel as (typeof PROFILE_NAMES)[number])) throw new UserError(`${file}: kernel ${kernel} is not a model profile`);
+  const { reference, candidate } = await sides({ ...o, kernel });
+  requireVmType(reference, batch.vmType);
+  const t0 = Date.now();
+  const total = runBatch(batch, reference, candidate, (r) => out(JSON.stringify(r)), {
+    ...(o.shrinkBudget !== undefined && { shrinkBudget: o.shrinkBudget }),
+  });
+  out(JSON.stringify({ t: 'diff-summary', ...total, ms: Date.now() - t0, reference: reference.name, candidate: candidate.name, seed: batch.seed }));
+  return total.divergences ? 1 : 0;
+}
+
+/** `--lab KERNELS`: sequences made here, replayed inside each lab kernel against the model. */
+async function runLabDiff(o: DiffOptions, out: (s: string) => void): Promise<number> {
+  const { KERNEL_IDS, LabError, createProgress } = await import('../lab/index.js');
+  const { labDiff, labCounterexample, formatLabDiff } = await import('../lab/diff.js');
+  const kernels = o.lab === 'all' ? [...KERNEL_IDS] : (o.lab ?? '').split(',').map((k) => k.trim());
+  for (const k of kernels) if (!KERNEL_IDS.includes(k)) throw new UserError(`--lab: unknown lab kernel '${k}' (choose from ${KERNEL_IDS.join(', ')}, or all)`);
+  if (o.reference !== 'kvm' || o.path || o.kernel)
+    throw new UserError('--lab holds each lab kernel against its own model profile: drop --reference, --path and --kernel');
+  let replaySteps: Step[] | undefined;
+  let vmType = o.vmType;
+  if (o.replay) {
+    const sc = parseScenario(readText(o.replay), o.replay);
+    replaySteps = sc.steps;
+    vmType = sc.vm?.type === 'default' || sc.vm?.type === 'sw_protected' ? sc.vm.type : vmType;
+  }
+  const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
+  try {
+    const results = await labDiff(kernels, {
+      runs: o.runs,
+      seed,
+      steps: o.steps,
+      vmType,
+      timeoutMs: (o.timeoutSeconds ?? 600) * 1000,
+      progress: createProgress(),
+      ...(replaySteps && { replay: replaySteps }),
+      ...(o.shrinkBudget !== undefined && { shrinkBudget: o.shrinkBudget }),
+    });
+    const files: string[] = [];
+    for (const r of results) {
+      for (const d of r.divergences) {
+        mkdirSync('diff-failures', { recursive: true });
+        const file = join('diff-failures', `lab-${r.kernel}-${r.vmType}-seed-${r.seed}-seq-${d.index}.json`);
+        writeFileSync(file, `${JSON.stringify(labCounterexample(r, d), null, 2)}\n`);
+        files.push(file);
+      }
+    }
+    if (o.json)
+      out(
+        JSON.stringify(
+          results.map(({ run, ...r }) => ({ ...r, run: { ...run, records: undefined } })),
+          null,
+          2,
+        ),
+      );
+    else {
+      for (const r of results) out(formatLabDiff(r));
+      for (const f of files) out(`counterexample written to ${f}; replay: guestmem diff --lab ${/lab-([^-]+)-/.exec(f)?.[1]} --replay ${f}`);
+    }
+    return results.every((r) => r.complete && !r.divergences.length) ? 0 : 1;
+  } catch (e) {
+    if (!(e instanceof LabError)) throw e;
+    process.stderr.write(`\nguestmem diff --lab: ${e.stage}: ${e.message}\n`);
+    if (e.detail) process.stderr.write(`${e.detail.replace(/^/gm, '  ')}\n`);
+    return e.stage === 'args' ? 2 : 3;
+  }
 }

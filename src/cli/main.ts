@@ -72,15 +72,19 @@ program
 
 program
   .command('diff')
-  .description('hold the model against the live kernel with random operation sequences (fast-check)')
+  .description('hold the model against the live kernel (or a lab kernel) with random operation sequences (fast-check)')
   .option('--runs <n>', 'sequences to run', parseIntArg, 100)
   .option('--seed <n>', 'random seed (printed, to replay)', parseIntArg)
   .option('--steps <n>', 'most commands per sequence', parseIntArg, 30)
   .option('--path <p>', "replay one sequence: fast-check's path from a report (with --seed)")
   .option('--replay <file>', 'replay a counterexample scenario file on both sides')
   .option('--self-test', 'find the planted bugs in broken model variants; exit 0 only if all are found')
+  .option('--lab <kernels>', 'hold the model against lab kernels under QEMU instead (6.12, 7.3, comma-separated, or all)')
+  .option('--batch <file>', 'replay a batch of generated sequences (what --lab runs inside the VM); JSON lines out')
+  .option('--shrink-budget <n>', 'most replays spent shrinking one divergence (--batch, --lab)', parseIntArg)
+  .option('--timeout <seconds>', 'hard limit for one lab VM (--lab)', parseIntArg, 600)
   .addOption(new Option('--reference <backend>', 'what the model is held against').choices(['kvm', 'model']).default('kvm'))
-  .addOption(new Option('--vm-type <type>', 'VM type of each sequence').choices(['default', 'sw_protected']).default('default'))
+  .addOption(new Option('--vm-type <type>', 'VM type of each sequence (default: default; sw_protected with --lab)').choices(['default', 'sw_protected']))
   .addOption(profileOption())
   .option('--json', 'print the result as JSON')
   .action(
@@ -91,8 +95,12 @@ program
       path?: string;
       replay?: string;
       selfTest?: boolean;
+      lab?: string;
+      batch?: string;
+      shrinkBudget?: number;
+      timeout: number;
       reference: 'kvm' | 'model';
-      vmType: 'default' | 'sw_protected';
+      vmType?: 'default' | 'sw_protected';
       kernel?: string;
       json?: boolean;
     }) => {
@@ -103,11 +111,15 @@ program
           json: !!o.json,
           selfTest: !!o.selfTest,
           reference: o.reference,
-          vmType: o.vmType,
+          vmType: o.vmType ?? (o.lab ? 'sw_protected' : 'default'),
+          timeoutSeconds: o.timeout,
           ...(o.seed !== undefined && { seed: o.seed }),
           ...(o.path && { path: o.path }),
           ...(o.replay && { replay: o.replay }),
           ...(o.kernel && { kernel: o.kernel }),
+          ...(o.lab && { lab: o.lab }),
+          ...(o.batch && { batch: o.batch }),
+          ...(o.shrinkBudget !== undefined && { shrinkBudget: o.shrinkBudget }),
         },
         out,
       );

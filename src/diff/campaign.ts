@@ -6,7 +6,8 @@
 import fc from 'fast-check';
 import type { Kvm, VmType } from '../api.js';
 import { Session, type Step } from '../scenario/index.js';
-import { commandArbitraries, type DiffModel } from './commands.js';
+import { FIRST_STEP, replaySteps } from './batch.js';
+import { commandArbitraries, type DiffModel, emptyDiffModel } from './commands.js';
 import { Divergence, Pair } from './pair.js';
 
 export interface Side {
@@ -46,15 +47,13 @@ export interface CampaignResult {
   };
 }
 
-const emptyModel = (): DiffModel => ({ gmems: [], maps: [], fds: [], vcpuLoaded: false, counter: 0 });
-
 /**
  * Both sides start the same way: vCPU 0 has run once, so the reserved code slot (and its host
  * mapping) exists before any generated mapping does, and a later munmap leaves a hole that only
  * the sequence's own mmaps can fill.
  */
 function start(pair: Pair, m: DiffModel): void {
-  pair.apply({ op: 'run', vcpu: 0, program: ['hlt'] }, m);
+  pair.apply(FIRST_STEP, m);
 }
 
 export function runCampaign(o: CampaignOptions): CampaignResult {
@@ -69,7 +68,7 @@ export function runCampaign(o: CampaignOptions): CampaignResult {
     const pair = new Pair(a, b);
     try {
       fc.modelRun(() => {
-        const model = emptyModel();
+        const model = emptyDiffModel();
         start(pair, model);
         return { model, real: pair };
       }, cmds);
@@ -112,19 +111,5 @@ export function counterexampleScenario(r: CampaignResult, kernel: string, vmType
 
 /** Replay a scenario's steps on both sides in lockstep; the first divergence, or undefined. */
 export function replay(stepsIn: readonly Step[], reference: Side, candidate: Side, vmType: VmType = 'default'): Divergence | undefined {
-  const a = new Session(reference.open(), vmType);
-  const b = new Session(candidate.open(), vmType);
-  const pair = new Pair(a, b);
-  const m = emptyModel();
-  try {
-    start(pair, m);
-    for (const s of stepsIn) pair.apply({ ...s, expect: undefined } as Step, m);
-    return undefined;
-  } catch (e) {
-    if (e instanceof Divergence) return e;
-    throw e;
-  } finally {
-    a.close();
-    b.close();
-  }
+  return replaySteps(stepsIn, reference, candidate, vmType).divergence;
 }

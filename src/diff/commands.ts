@@ -17,6 +17,8 @@ export interface DiffModel {
   counter: number;
 }
 
+export const emptyDiffModel = (): DiffModel => ({ gmems: [], maps: [], fds: [], vcpuLoaded: false, counter: 0 });
+
 /** One command = one scenario step, or a few (a setup macro). */
 export class StepCommand implements fc.Command<DiffModel, Pair> {
   private steps: Step[] | undefined;
@@ -288,7 +290,29 @@ export function commandArbitraries(opts: { attributes: boolean }): fc.Arbitrary<
         ];
       }),
     );
-    list.push(convert, convert);
+    // Private guest accesses: pages made private, then touched by the guest (served from the
+    // slot's guest_memfd, or KVM_EXIT_MEMORY_FAULT where there is none), sometimes punched after,
+    // which must zap what the guest had mapped.
+    const privateTouch = cmd(
+      fc
+        .record({ page: fc.nat(3), n: fc.integer({ min: 1, max: 2 }), write: fc.boolean(), value: fc.integer({ min: 1, max: 255 }), punch: fc.boolean() })
+        .map((a) => (m): Step[] => {
+          const gpa = pages(a.page);
+          const g = m.gmems[m.gmems.length - 1];
+          const read = { read: gpa + 16, width: 1 as const };
+          return [
+            { op: 'set_memory_attributes', address: gpa, size: pages(a.n), attributes: ['private'] },
+            { op: 'run', vcpu: 0, program: [...(a.write ? [{ write: gpa + 16, width: 1 as const, value: a.value }] : []), read, 'hlt'] },
+            ...(a.punch && g
+              ? [
+                  { op: 'fallocate' as const, fd: g, mode: ['keep_size', 'punch_hole'], offset: gpa, length: pages(a.n) },
+                  { op: 'run' as const, vcpu: 0, program: [read, 'hlt' as const] },
+                ]
+              : []),
+          ];
+        }),
+    );
+    list.push(convert, convert, privateTouch, privateTouch);
   }
   return list;
 }

@@ -1,3 +1,15 @@
+export {
+  FIRST_STEP,
+  type GenerateOptions,
+  generateBatch,
+  parseBatch,
+  type ReplayOutcome,
+  replaySteps,
+  runBatch,
+  type SequenceBatch,
+  type SequenceResult,
+  shrinkSequence,
+} from './batch.js';
 export { type CampaignOptions, type CampaignResult, counterexampleScenario, replay, runCampaign, type Side } from './campaign.js';
 export { KNOWN_DIVERGENCES, type KnownDivergence, normalize, UNCOMPARED_ACCESSES } from './divergences.js';
 export { MUTANTS } from './mutants.js';

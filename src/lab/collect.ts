@@ -32,6 +32,8 @@ export interface CommandRecord {
   status: number | null;
   signal: string | null;
   seconds: number;
+  /** exit statuses that mean it ran to the end (default [0]) */
+  okStatuses?: number[];
   summary?: { passed: number; failed: number; skipped: number };
   stderr?: string;
   error?: string;
@@ -56,6 +58,8 @@ export interface KernelRun {
   errors: { stage: string; message: string }[];
   runDir: string;
   consoleTail?: string;
+  /** every record as it came, for callers that read their own (diff-sequence); not in result.json */
+  records?: LabRecord[];
 }
 
 /** Fold records into a KernelRun (the caller fills timings and the boot outcome). */
@@ -99,9 +103,10 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
   for (const e of run.errors) run.problems.push(`${e.stage}: ${e.message.split('\n')[0]}`);
   for (const c of run.commands) {
     const what = `guestmem ${c.argv.slice(0, 3).join(' ')}`;
+    const completed = c.status !== null && (c.okStatuses ?? [0]).includes(c.status);
     if (c.timedOut) run.problems.push(`${what} hung and was killed after ${c.seconds.toFixed(0)} s`);
-    else if (c.status !== 0) run.problems.push(`${what} exited with ${c.status ?? c.signal}${c.summary ? ` (${c.summary.failed} failed)` : ''}`);
-    if (c.status !== 0 && c.stderr) run.problems.push(`its stderr: ${headline(c.stderr)}`);
+    else if (!completed) run.problems.push(`${what} exited with ${c.status ?? c.signal}${c.summary ? ` (${c.summary.failed} failed)` : ''}`);
+    if (!completed && c.stderr) run.problems.push(`its stderr: ${headline(c.stderr)}`);
   }
   if (run.kernelWarnings.length) run.problems.push(`the kernel logged ${run.kernelWarnings.length} warning(s): ${run.kernelWarnings[0]}`);
   if (exitRc === undefined && sawDone) run.problems.push('/init did not report the driver exit');

@@ -16,8 +16,14 @@ export interface JobCommand {
   label: string;
   /** Arguments of dist/src/cli/main.js. */
   argv: string[];
-  /** 'run-json': stdout is `guestmem run --json`; each scenario becomes a line. */
-  parse?: 'run-json';
+  /**
+   * 'run-json': stdout is `guestmem run --json`; each scenario becomes a line. 'lines': the command
+   * writes result records (JSON lines with a `t`) itself, straight to the data port as they come,
+   * so that the host sees progress (`guestmem diff --batch`).
+   */
+  parse?: 'run-json' | 'lines';
+  /** Exit statuses that mean the command ran to the end (its records tell the outcome); default [0]. */
+  okStatuses?: number[];
 }
 
 export interface Job {
@@ -86,6 +92,7 @@ async function main(jobPath: string): Promise<number> {
       encoding: 'utf8',
       maxBuffer: 1 << 30,
       env: process.env,
+      ...(c.parse === 'lines' && { stdio: ['ignore', 'inherit', 'pipe'] as ['ignore', 'inherit', 'pipe'] }),
       ...(job.commandTimeoutMs !== undefined && { timeout: job.commandTimeoutMs, killSignal: 'SIGKILL' as const }),
     });
     const seconds = (Date.now() - s) / 1000;
@@ -113,12 +120,13 @@ async function main(jobPath: string): Promise<number> {
       status: r.status,
       signal: r.signal,
       seconds,
-      ...(c.parse === 'run-json' ? { summary } : { stdout: r.stdout.slice(-20000) }),
+      ...(c.okStatuses && { okStatuses: c.okStatuses }),
+      ...(c.parse === 'run-json' ? { summary } : c.parse === 'lines' ? {} : { stdout: (r.stdout ?? '').slice(-20000) }),
       ...(stderr && { stderr }),
       ...(timedOut && { timedOut, error: `killed after ${job.commandTimeoutMs} ms` }),
       ...(r.error && !timedOut && { error: r.error.message }),
     });
-    if (r.status !== 0) bad = true;
+    if (r.status === null || !(c.okStatuses ?? [0]).includes(r.status)) bad = true;
   }
   // A WARN or BUG in the kernel while the scenarios ran is a finding even if every step passed.
   const after = dmesgLines();

@@ -10,15 +10,16 @@ import { boot } from './boot.js';
 import { buildKernel, type KernelBuild } from './build.js';
 import { fold, type KernelRun, type LabRecord } from './collect.js';
 import { alive, awaitCleanups, cacheDir, ensureDir, KERNEL_IDS, kernelSpec, LabError, ROOT, tail, writeJson } from './env.js';
-import type { Job } from './guest.js';
+import type { Job, JobCommand } from './guest.js';
 import { packApp, packBase, placeScenarios, writeInitrd } from './pack.js';
 import { requirePrereqs } from './prereq.js';
 import { createProgress, type Progress } from './progress.js';
 
 export { fragmentHash, type KernelBuild, parseFragment, unmetFragment } from './build.js';
-export { formatKernelRun, type KernelRun, probeLine } from './collect.js';
+export { formatKernelRun, type KernelRun, type LabRecord, probeLine } from './collect.js';
 export { cacheDir, KERNEL_IDS, KERNELS, LabError } from './env.js';
 export { LAB_PACKAGES, type Missing, missing } from './prereq.js';
+export { createProgress, type Progress } from './progress.js';
 
 export type GuestBackend = 'model' | 'kvm';
 /**
@@ -117,109 +118,135 @@ function pruneRuns(dir: string): void {
 
 /** Build, pack, boot and collect, kernel after kernel. */
 export async function labRun(o: LabRunOptions = {}): Promise<KernelRun[]> {
-  const cache = ensureDir(o.cache ?? cacheDir());
-  const progress = o.progress ?? createProgress();
   const backend = o.backend ?? DEFAULT_GUEST_BACKEND;
   const files = expandScenarios(o.scenarios?.length ? o.scenarios : [join(ROOT, 'scenarios')]);
-  // Fail before a long kernel build when QEMU or busybox is missing.
-  requirePrereqs(['pack', 'boot']);
   const placed = placeScenarios(files);
   const results: KernelRun[] = [];
   for (const k of kernelsOf(o)) {
-    const wall0 = Date.now();
-    const spec = kernelSpec(k);
-    const build = await buildKernel(spec, {
-      cache,
-      progress,
-      timeoutMs: o.buildTimeoutMs ?? DEFAULT_BUILD_TIMEOUT,
-      ...(o.force !== undefined && { force: o.force }),
-      ...(o.keepSource !== undefined && { keepSource: o.keepSource }),
-    });
-
-    const pack0 = Date.now();
-    progress.stage(`pack ${k}`, 'initramfs: busybox, node, node_modules, dist, scenarios');
-    const base = packBase(cache);
-    const job: Job = {
-      kernel: k,
-      probe: !o.noProbe,
-      commands: [{ label: 'run', argv: ['run', '--backend', backend, '--json', ...placed.values()], parse: 'run-json' }],
-      // leave the VM time to report a hung command before the host's hard timeout
-      commandTimeoutMs: Math.max(10_000, (o.timeoutMs ?? DEFAULT_VM_TIMEOUT) - 30_000),
-    };
-    const app = packApp({ job, scenarios: placed }, base.libDirs);
-    const runsRoot = ensureDir(join(cache, 'runs'));
-    pruneRuns(runsRoot);
-    const runDir = ensureDir(join(runsRoot, runId(k)));
-    writeJson(join(runDir, 'job.json'), job);
-    const initrd = join(runDir, 'initrd.cpio');
-    const size = writeInitrd(initrd, base.path, app);
-    const packSeconds = (Date.now() - pack0) / 1000;
-    progress.done(`pack ${k}: ${(size / 2 ** 20).toFixed(0)} MiB initramfs${base.built ? ' (base layer rebuilt)' : ''}`);
-
-    progress.stage(`boot ${k}`, `qemu: ${build.version}`);
-    const records: LabRecord[] = [];
-    let bootSeconds: number | undefined;
     let scenarios = 0;
-    const t0 = Date.now();
-    let booted: Awaited<ReturnType<typeof boot>>;
-    try {
-      booted = await boot({
-        bzImage: build.bzImage,
-        initrd,
-        runDir,
-        timeoutMs: o.timeoutMs ?? DEFAULT_VM_TIMEOUT,
-        ...(o.memoryMiB !== undefined && { memoryMiB: o.memoryMiB }),
-        onRecord: (rec) => {
-          records.push(rec as LabRecord);
-          switch (rec.t) {
-            case 'hello':
-              bootSeconds = (Date.now() - t0) / 1000;
-              progress.update(`booted ${String(rec.release)} in ${bootSeconds.toFixed(1)} s; probing /dev/kvm`);
-              break;
-            case 'probe':
-              progress.update(`SW_PROTECTED VM ${rec.swProtectedVm ? 'created' : 'NOT created'}; guestmem run --backend ${backend} (${files.length} files)`);
-              break;
-            case 'scenario':
-              scenarios++;
-              progress.update(`${scenarios} scenario results`);
-              break;
-          }
+    results.push(
+      await runJob(k, o, {
+        commands: [{ label: 'run', argv: ['run', '--backend', backend, '--json', ...placed.values()], parse: 'run-json' }],
+        scenarios: placed,
+        backend,
+        describe: `guestmem run --backend ${backend} (${files.length} files)`,
+        onRecord: (rec, progress) => {
+          if (rec.t !== 'scenario') return;
+          scenarios++;
+          progress.update(`${scenarios} scenario results`);
         },
-      });
-    } finally {
-      rmSync(initrd, { force: true });
-    }
-    const run = fold(records, {
-      kernel: k,
-      sourceVersion: build.version,
-      backend,
-      runDir,
-      timings: {
-        ...(build.built && build.buildSeconds !== undefined && { buildSeconds: build.buildSeconds }),
-        kernelCached: !build.built,
-        packSeconds,
-        ...(bootSeconds !== undefined && { bootSeconds }),
-        wallSeconds: 0,
-      },
-    });
-    if (booted.timedOut)
-      run.problems.unshift(`timeout: the VM did not finish within ${Math.round((o.timeoutMs ?? DEFAULT_VM_TIMEOUT) / 1000)} s and was killed`);
-    else if (booted.code !== 0) run.problems.unshift(`qemu exited with ${booted.code ?? booted.signal}: ${booted.qemuStderr.trim().split('\n')[0] ?? ''}`);
-    if (booted.noise.length) writeJson(join(runDir, 'noise.json'), booted.noise);
-    run.ok = run.problems.length === 0;
-    run.timings.wallSeconds = (Date.now() - wall0) / 1000;
-    if (!run.ok) {
-      try {
-        run.consoleTail = tail(readFileSync(booted.consoleLog, 'utf8'), 15);
-      } catch {
-        // no console output at all
-      }
-    }
-    writeJson(join(runDir, 'result.json'), run);
-    progress.done(`boot ${k}: ${run.ok ? 'ok' : 'FAILED'} in ${booted.seconds.toFixed(1)} s`);
-    pruneRuns(runsRoot);
-    results.push(run);
+      }),
+    );
   }
   await awaitCleanups();
   return results;
+}
+
+export interface LabJob {
+  commands: JobCommand[];
+  /** scenario files to place under /app (host path -> path inside /app) */
+  scenarios?: Map<string, string>;
+  /** more files for the VM, by path inside the initramfs */
+  files?: { at: string; content: string }[];
+  backend: string;
+  /** what the VM does after the probe, for the progress line */
+  describe: string;
+  /** every record as it arrives (the progress line is the caller's to update) */
+  onRecord?: (rec: LabRecord, progress: Progress) => void;
+}
+
+/**
+ * One kernel, one VM: build (or find) the kernel, pack the initramfs with the job, boot it under
+ * QEMU with a hard timeout, and fold the JSON lines that come back.
+ */
+export async function runJob(k: string, o: LabRunOptions, j: LabJob): Promise<KernelRun> {
+  const cache = ensureDir(o.cache ?? cacheDir());
+  const progress = o.progress ?? createProgress();
+  // Fail before a long kernel build when QEMU or busybox is missing.
+  requirePrereqs(['pack', 'boot']);
+  const wall0 = Date.now();
+  const spec = kernelSpec(k);
+  const build = await buildKernel(spec, {
+    cache,
+    progress,
+    timeoutMs: o.buildTimeoutMs ?? DEFAULT_BUILD_TIMEOUT,
+    ...(o.force !== undefined && { force: o.force }),
+    ...(o.keepSource !== undefined && { keepSource: o.keepSource }),
+  });
+
+  const pack0 = Date.now();
+  progress.stage(`pack ${k}`, 'initramfs: busybox, node, node_modules, dist, job');
+  const base = packBase(cache);
+  const job: Job = {
+    kernel: k,
+    probe: !o.noProbe,
+    commands: j.commands,
+    // leave the VM time to report a hung command before the host's hard timeout
+    commandTimeoutMs: Math.max(10_000, (o.timeoutMs ?? DEFAULT_VM_TIMEOUT) - 30_000),
+  };
+  const app = packApp({ job, scenarios: j.scenarios ?? new Map(), ...(j.files && { files: j.files }) }, base.libDirs);
+  const runsRoot = ensureDir(join(cache, 'runs'));
+  pruneRuns(runsRoot);
+  const runDir = ensureDir(join(runsRoot, runId(k)));
+  writeJson(join(runDir, 'job.json'), job);
+  const initrd = join(runDir, 'initrd.cpio');
+  const size = writeInitrd(initrd, base.path, app);
+  const packSeconds = (Date.now() - pack0) / 1000;
+  progress.done(`pack ${k}: ${(size / 2 ** 20).toFixed(0)} MiB initramfs${base.built ? ' (base layer rebuilt)' : ''}`);
+
+  progress.stage(`boot ${k}`, `qemu: ${build.version}`);
+  const records: LabRecord[] = [];
+  let bootSeconds: number | undefined;
+  const t0 = Date.now();
+  let booted: Awaited<ReturnType<typeof boot>>;
+  try {
+    booted = await boot({
+      bzImage: build.bzImage,
+      initrd,
+      runDir,
+      timeoutMs: o.timeoutMs ?? DEFAULT_VM_TIMEOUT,
+      ...(o.memoryMiB !== undefined && { memoryMiB: o.memoryMiB }),
+      onRecord: (raw) => {
+        const rec = raw as LabRecord;
+        records.push(rec);
+        if (rec.t === 'hello') {
+          bootSeconds = (Date.now() - t0) / 1000;
+          progress.update(`booted ${String(rec.release)} in ${bootSeconds.toFixed(1)} s; probing /dev/kvm`);
+        } else if (rec.t === 'probe') progress.update(`SW_PROTECTED VM ${rec.swProtectedVm ? 'created' : 'NOT created'}; ${j.describe}`);
+        j.onRecord?.(rec, progress);
+      },
+    });
+  } finally {
+    rmSync(initrd, { force: true });
+  }
+  const run = fold(records, {
+    kernel: k,
+    sourceVersion: build.version,
+    backend: j.backend,
+    runDir,
+    timings: {
+      ...(build.built && build.buildSeconds !== undefined && { buildSeconds: build.buildSeconds }),
+      kernelCached: !build.built,
+      packSeconds,
+      ...(bootSeconds !== undefined && { bootSeconds }),
+      wallSeconds: 0,
+    },
+  });
+  run.records = records;
+  if (booted.timedOut) run.problems.unshift(`timeout: the VM did not finish within ${Math.round((o.timeoutMs ?? DEFAULT_VM_TIMEOUT) / 1000)} s and was killed`);
+  else if (booted.code !== 0) run.problems.unshift(`qemu exited with ${booted.code ?? booted.signal}: ${booted.qemuStderr.trim().split('\n')[0] ?? ''}`);
+  if (booted.noise.length) writeJson(join(runDir, 'noise.json'), booted.noise);
+  run.ok = run.problems.length === 0;
+  run.timings.wallSeconds = (Date.now() - wall0) / 1000;
+  if (!run.ok) {
+    try {
+      run.consoleTail = tail(readFileSync(booted.consoleLog, 'utf8'), 15);
+    } catch {
+      // no console output at all
+    }
+  }
+  writeJson(join(runDir, 'result.json'), { ...run, records: undefined });
+  progress.done(`boot ${k}: ${run.ok ? 'ok' : 'FAILED'} in ${booted.seconds.toFixed(1)} s`);
+  pruneRuns(runsRoot);
+  return run;
 }

@@ -154,6 +154,8 @@ export interface AppLayer {
   job: Job;
   /** Host path -> path relative to /app. */
   scenarios: Map<string, string>;
+  /** More files, by path inside the initramfs (no leading slash), e.g. a diff batch under lab/. */
+  files?: readonly { at: string; content: string }[];
 }
 
 /** The per-run archive: /init, the job, the project's dist/src and package.json, the scenarios. */
@@ -175,6 +177,10 @@ export function packApp(layer: AppLayer, libDirs: readonly string[], root = ROOT
   for (const f of walk(dist, (rel) => rel.endsWith('.js') || rel.endsWith('.json'))) w.copy(join('app', relative(root, f)), f);
   for (const [host, inside] of layer.scenarios) {
     if (!w.has(join('app', inside))) w.copy(join('app', inside), host);
+  }
+  for (const f of layer.files ?? []) {
+    if (w.has(f.at)) throw new LabError('pack', `${f.at} is packed twice`);
+    w.file(f.at, f.content);
   }
   return w.finish();
 }

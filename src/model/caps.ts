@@ -22,8 +22,10 @@ export function checkExtension(profile: KernelProfile, cap: number, vm?: KvmVm):
     case CAP.KVM_CAP_X86_SMM:
       return profile.addressSpaces > 1 && !vm?.hasProtectedState ? 1 : 0;
     case CAP.KVM_CAP_MULTI_ADDRESS_SPACE:
-      // KVM_ADDRESS_SPACE_NUM where there is more than one (the SMM address space)
-      return profile.addressSpaces > 1 ? profile.addressSpaces : 0;
+      // kvm_vm_ioctl_check_extension_generic: kvm_arch_nr_memslot_as_ids(kvm) on a VM fd,
+      // KVM_MAX_NR_ADDRESS_SPACES on /dev/kvm; a kernel without SMM has no such cap (0)
+      if (profile.addressSpaces <= 1) return 0;
+      return vm ? vm.memslots.nrAddressSpaces() : profile.addressSpaces;
     case CAP.KVM_CAP_EXIT_HYPERCALL:
       // KVM_EXIT_HYPERCALL_VALID_MASK: only KVM_HC_MAP_GPA_RANGE may be forwarded
       return 1 << KVM_HC_MAP_GPA_RANGE;

@@ -13,7 +13,13 @@ import type { KvmVm } from './vm.js';
  * `errno` is what KVM_RUN returns with the exit; it is absent where KVM_RUN returns 0 with the exit
  * filled in (the 2022 v7 design in src/designs/v7, where the exit was a plain userspace exit).
  */
-export type FaultOutcome = { kind: 'mapped'; spte: Spte } | { kind: 'mmio' } | { kind: 'memory_fault'; errno?: ErrnoName; flags: bigint } | { kind: 'retry' };
+export type FaultOutcome =
+  | { kind: 'mapped'; spte: Spte }
+  | { kind: 'mmio' }
+  | { kind: 'memory_fault'; errno?: ErrnoName; flags: bigint }
+  /** KVM_RUN fails with errno and no exit information (kvm_handle_error_pfn) */
+  | { kind: 'error'; errno: ErrnoName }
+  | { kind: 'retry' };
 
 /** Retries a fault may take before the model calls it a livelock (a real vCPU would spin). */
 const MAX_RETRIES = 64;
@@ -37,8 +43,14 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
   // kvm_mmu_faultin_pfn: the access's privacy must match the attributes, else userspace converts
   if (isPrivate !== vm.attributes.isPrivate(gfn)) return memoryFault(isPrivate);
   const slot = vm.memslots.find(gfn);
-  // kvm_handle_noslot_fault: a private access with no slot exits; a shared one is emulated MMIO
-  if (!slot) return isPrivate ? memoryFault(true) : { kind: 'mmio' };
+  // kvm_handle_noslot_fault: a private access with no slot exits; a shared one is emulated MMIO,
+  // and with MMIO caching (upstream's default wherever the host has spare physical-address bits)
+  // leaves an MMIO SPTE behind. SNP and TDX guests reach MMIO through #VC/#VE, not through it.
+  if (!slot) {
+    if (isPrivate) return memoryFault(true);
+    if (vm.type === 'default' || vm.type === 'sw_protected') mmu.mmioSptes.set(gfn, vm.memslots.generation);
+    return { kind: 'mmio' };
+  }
   // write to a read-only slot: emulated, reaches userspace as an MMIO write
   if (write && slot.flags & KVM_MEM_READONLY) return { kind: 'mmio' };
 
@@ -58,11 +70,14 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
     if (isPrivate) vm.platform?.prepare(page, gfn, file, index);
     source = { kind: 'gmem', file, index };
   } else {
-    // __kvm_faultin_pfn -> hva_to_pfn: the host mapping at userspace_addr; failure is EFAULT (flags 0)
+    // __kvm_faultin_pfn -> hva_to_pfn: the host mapping at userspace_addr. A failure is
+    // KVM_PFN_ERR_FAULT, which kvm_handle_error_pfn turns into a bare -EFAULT: no
+    // KVM_EXIT_MEMORY_FAULT, whatever KVM_CAP_MEMORY_FAULT_INFO suggests (the lab's diff on 6.12
+    // and 7.3; KERNEL-SPEC G2.6 said a memory-fault exit).
     const hva = slot.userspaceAddr + BigInt(gfn - slot.baseGfn) * PAGE_SIZE_N;
     const p = vm.mm.gup(hva, write);
     // emulated guest code (PVM): the emulator's access failed, so it completes as MMIO
-    if (!p) return vm.profile.emulatedGuestAccess ? { kind: 'mmio' } : memoryFault(false);
+    if (!p) return vm.profile.emulatedGuestAccess ? { kind: 'mmio' } : { kind: 'error', errno: 'EFAULT' };
     page = p;
     source = { kind: 'hva', hva };
   }

@@ -61,6 +61,8 @@ export interface RegionArgs {
 }
 
 export class Memslots {
+  /** kvm_memslots.generation (only its changes matter to the model) */
+  generation = 0;
   private readonly slots = new Map<number, Memslot>();
 
   constructor(protected readonly vm: KvmVm) {}
@@ -138,6 +140,7 @@ export class Memslots {
       const slot: Memslot = { vm: this.vm, id, asId, baseGfn, npages, flags: m.flags, userspaceAddr: m.userspaceAddr, gmem: null, gmemOnly: false };
       if (gmem) this.bindPrivate(op, slot, m, fget);
       this.slots.set(Memslots.key(asId, id), slot);
+      this.newGeneration();
       return;
     }
     // Only a non-gmem slot gets here (gmem slots are immutable).
@@ -148,6 +151,15 @@ export class Memslots {
       slot.baseGfn = baseGfn;
     }
     slot.flags = m.flags;
+    this.newGeneration();
+  }
+
+  /**
+   * kvm_swap_active_memslots: every change publishes a new memslots generation; MMIO SPTEs carry
+   * the generation they were made in (check_mmio_spte), so all of them become stale at once.
+   */
+  private newGeneration(): void {
+    this.generation++;
   }
 
   /** kvm_gmem_bind: fget -> EBADF; not a guest_memfd -> EINVAL; then the file's own checks. */
@@ -172,9 +184,13 @@ export class Memslots {
     if (flags & ~valid) fail(op, 'EINVAL', `check_memory_region_flags: flags 0x${flags.toString(16)} not valid here`);
   }
 
-  /** kvm_arch_nr_memslot_as_ids: x86 has the SMM address space unless the VM has protected state. */
-  private nrAddressSpaces(): number {
-    return this.vm.hasProtectedState ? 1 : Math.min(KVM_ADDRESS_SPACE_NUM, this.vm.profile.addressSpaces);
+  /**
+   * kvm_arch_nr_memslot_as_ids: "SMM is currently unsupported for guests with private memory", so
+   * a VM with private memory (software-protected included; found by the lab's diff) has one
+   * address space; other VMs have the SMM one too where the kernel has SMM.
+   */
+  nrAddressSpaces(): number {
+    return this.vm.hasPrivateMem ? 1 : Math.min(KVM_ADDRESS_SPACE_NUM, this.vm.profile.addressSpaces);
   }
 
   private overlaps(asId: number, id: number, start: number, end: number): boolean {
@@ -189,6 +205,7 @@ export class Memslots {
   delete(slot: Memslot): void {
     this.vm.mmu.zapSlot(slot);
     this.slots.delete(Memslots.key(slot.asId, slot.id));
+    this.newGeneration();
     slot.gmem?.file?.unbind(slot);
   }
 

@@ -20,6 +20,16 @@ const INVALID = -1;
 
 export class Mmu {
   readonly sptes = new Map<number, Spte>();
+  /**
+   * MMIO SPTEs (make_mmio_spte), GFN -> the memslots generation they were made in: GFNs with no
+   * memslot that a shared guest access faulted on. Later accesses take the reserved-bit fault,
+   * which kvm_mmu_page_fault never marks private ("emulated MMIO is shared-only"): while the
+   * generation is current they are emulated as MMIO without looking at the attributes
+   * (handle_mmio_page_fault); once it is stale (check_mmio_spte) they fault again as shared
+   * accesses. The unmap path (tdp_mmu_zap_leafs) skips them, as they are not shadow-present, so
+   * conversions and punches leave them; kvm_mmu_zap_all_fast and a real mapping replace them.
+   */
+  readonly mmioSptes = new Map<number, number>();
   /** mmu_invalidate_seq: bumped by every invalidate_end */
   seq = 0;
   /** mmu_invalidate_in_progress */
@@ -89,9 +99,16 @@ export class Mmu {
     return n;
   }
 
-  /** kvm_arch_flush_shadow_memslot: a deleted or moved slot loses every mapping. */
+  /**
+   * kvm_arch_flush_shadow_memslot: a deleted or moved slot loses every mapping. On default VMs
+   * (kvm_memslot_flush_zap_all: KVM_X86_DEFAULT_VM with KVM_X86_QUIRK_SLOT_ZAP_ALL) that is
+   * kvm_mmu_zap_all_fast: new roots, so the MMIO SPTEs go too, and the other slots' mappings
+   * refault as they were. Other VM types zap only the slot's leaves, which leaves MMIO SPTEs
+   * (seen in the lab on 6.12 and 7.3).
+   */
   zapSlot(slot: Memslot): void {
     this.zap(slot.baseGfn, slot.baseGfn + slot.npages, (s) => s.slot === slot);
+    if (slot.vm.type === 'default') this.mmioSptes.clear();
   }
 
   /** mmu_invalidate_retry_gfn: is a fault that snapshotted `snapshot` stale for gfn? */
@@ -108,6 +125,7 @@ export class Mmu {
       return false;
     }
     this.sptes.set(gfn, spte);
+    this.mmioSptes.delete(gfn);
     return true;
   }
 }

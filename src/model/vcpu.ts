@@ -195,12 +195,21 @@ export class ModelVcpu implements Vcpu {
       // A shared access does not use a private mapping (SNP/TDX keep them apart; elsewhere the
       // attributes decide both, so they always agree): src/designs/v7 runs TDs.
       if (!spte || (write && !spte.writable) || spte.private !== isPrivate) {
-        const r = vm.faultIn(gfn, write, isPrivate);
+        // An MMIO SPTE (mmu.ts mmioSptes) makes this a reserved-bit fault, which is never private:
+        // emulated MMIO while its generation is current, else a shared fault like any other.
+        const mmioGen = spte ? undefined : vm.mmu.mmioSptes.get(gfn);
+        const r =
+          mmioGen === undefined
+            ? vm.faultIn(gfn, write, isPrivate)
+            : mmioGen === vm.memslots.generation
+              ? ({ kind: 'mmio' } as const)
+              : vm.faultIn(gfn, write, false);
         if (r.kind === 'mmio') {
           if (!write) v.pending = 'mmio_read';
           else v.pc++;
           return { ok: false, exit: { reason: 'mmio', mmio: { physAddr: gpa, len: width, isWrite: write, data: write ? (value as bigint) : 0n } } };
         }
+        if (r.kind === 'error') throw new KvmError('KVM_RUN', r.errno, `kvm_handle_error_pfn: no page for gpa 0x${gpa.toString(16)} behind userspace_addr`);
         if (r.kind === 'memory_fault') {
           return {
             ok: false,
@@ -259,10 +268,15 @@ export class ModelVcpu implements Vcpu {
       const f = v.vm.faultIn(gfn, false, isPrivate);
       if (f.kind !== 'mapped') {
         // kvm_tdp_map_page: RET_PF_EMULATE (no slot, MMIO) -> ENOENT; fault errors pass through
-        err = new KvmError(op, f.kind === 'mmio' ? 'ENOENT' : f.kind === 'memory_fault' ? (f.errno ?? 'EFAULT') : 'EIO', 'page could not be mapped', {
-          gpa,
-          size,
-        });
+        err = new KvmError(
+          op,
+          f.kind === 'mmio' ? 'ENOENT' : f.kind === 'memory_fault' ? (f.errno ?? 'EFAULT') : f.kind === 'error' ? f.errno : 'EIO',
+          'page could not be mapped',
+          {
+            gpa,
+            size,
+          },
+        );
         break;
       }
       gpa += PAGE_SIZE_N;

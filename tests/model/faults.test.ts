@@ -11,6 +11,7 @@ import {
   allBytes,
   bindGmem,
   deleteSlot,
+  expectErrno,
   fill,
   GMEM_INIT_SHARED,
   GMEM_MMAP,
@@ -141,13 +142,16 @@ test('G2.6: a shared fault on an ordinary slot resolves through userspace_addr',
   assert.equal(host.read(0n, 1)[0], 0x77);
 });
 
-test('G2.6: a shared fault whose userspace_addr has no mapping exits with EFAULT, flags 0', () => {
+test('G2.6 (lab): a shared fault whose userspace_addr has no mapping is a bare EFAULT, no memory-fault exit (kvm_handle_error_pfn)', () => {
   const { vm } = setup('6.18', 'sw_protected');
   const g = vm.createGuestMemfd({ size: PS, flags: 0n });
   bindGmem(vm, 10, GPA, PS, g, 0n, 0n);
   const vcpu = vm.createVcpu(0);
-  assertMemoryFault(runProgram(vcpu, [read(GPA + 8n), hlt]), { gpa: GPA, flags: 0n });
+  expectErrno(() => runProgram(vcpu, [read(GPA + 8n), hlt]), 'EFAULT');
   assert.equal(inodeOf(g).pages.size, 0, 'a shared fault never touches guest_memfd');
+  // the access is retried, not skipped: once the page is private (and so served from guest_memfd) it completes
+  setPrivate(vm, GPA, PS);
+  assert.deepEqual(runProgram(vcpu, [read(GPA + 8n), hlt]).reads, [0n]);
 });
 
 test('G3/G4: the exit carries exit_reason 39 fields: gpa = gfn << 12 (not the access address), size 4096, flags PRIVATE; KVM_RUN is -1/EFAULT', () => {
@@ -239,8 +243,8 @@ test('G7: private faults ignore the host mapping at userspace_addr: munmap of it
   runProgram(vcpu, [write(GPA, 0xfeedn), hlt]);
   host.unmap();
   assert.deepEqual(runProgram(vcpu, [read(GPA), hlt]).reads, [0xfeedn]);
-  // the shared pages of the same slot now have no host page behind them
-  assertMemoryFault(runProgram(vcpu, [read(GPA + PS), hlt]), { gpa: GPA + PS, flags: 0n });
+  // the shared pages of the same slot now have no host page behind them: a bare EFAULT
+  expectErrno(() => runProgram(vcpu, [read(GPA + PS), hlt]), 'EFAULT');
 });
 
 test('G7: a host invalidation of userspace_addr zaps the shared SPTE, so the guest sees the new host page', () => {
@@ -284,4 +288,57 @@ test('G9: a poisoned gmem folio: the next guest access exits with EHWPOISON; the
   k.mmu.invalidateEnd();
   assertMemoryFault(runProgram(vcpu, [read(GPA), hlt]), { gpa: GPA, flags: PRIVATE, errno: 'EHWPOISON' });
   assert.equal(inodeOf(g).pages.has(0), true);
+});
+
+// ---- MMIO SPTEs (found by guestmem diff --lab on 6.12 and 7.3) ----
+
+test('MMIO SPTE (lab): a shared no-slot access leaves an MMIO SPTE; a conversion to private does not retire it', () => {
+  const { vm, k } = setup('7.3', 'sw_protected');
+  const vcpu = vm.createVcpu(0);
+  assert.equal(runProgram(vcpu, [read(0x2008n, 8), hlt]).reason, 'mmio');
+  assert.equal(k.mmu.mmioSptes.has(2), true);
+  setPrivate(vm, 0x2000n, 2n * PS);
+  const e = runProgram(vcpu, [write(0x2010n, 78n, 1), hlt]);
+  assert.equal(e.reason, 'mmio', 'the reserved-bit fault is never private: emulated MMIO, not a memory-fault exit');
+  // without the earlier shared access, the same private access is a private no-slot exit
+  const fresh = setup('7.3', 'sw_protected');
+  setPrivate(fresh.vm, 0x2000n, 2n * PS);
+  assertMemoryFault(runProgram(fresh.vm.createVcpu(0), [write(0x2010n, 78n, 1), hlt]), { gpa: 0x2000n, flags: PRIVATE });
+});
+
+test('MMIO SPTE (lab): a new memslots generation makes it stale: the access faults again, as a shared one', () => {
+  const { vm } = setup('7.3', 'sw_protected');
+  const vcpu = vm.createVcpu(0);
+  runProgram(vcpu, [read(0x2008n, 8), hlt]);
+  setPrivate(vm, 0x2000n, PS);
+  const host = vm.mmapAnonymous(PS);
+  vm.setUserMemoryRegion2(region({ slot: 3, guestPhysAddr: 0x100000n, memorySize: PS, userspaceAddr: host.addr }));
+  // shared access (flags 0) meets the private attribute
+  assertMemoryFault(runProgram(vcpu, [write(0x2010n, 78n, 1), hlt]), { gpa: 0x2000n, flags: 0n });
+  // a shared GFN with a stale MMIO SPTE is plain MMIO again (and the SPTE is renewed)
+  setPrivate(vm, 0x2000n, PS, false);
+  assert.equal(runProgram(vcpu, [read(0x2008n, 8), hlt]).reason, 'mmio');
+});
+
+test('MMIO SPTE (lab): deleting a slot drops MMIO SPTEs on default VMs only (kvm_memslot_flush_zap_all)', () => {
+  for (const type of ['default', 'sw_protected'] as const) {
+    const { vm, k } = setup('7.3', type);
+    const vcpu = vm.createVcpu(0);
+    runProgram(vcpu, [read(0x2008n, 8), hlt]);
+    const host = vm.mmapAnonymous(PS);
+    vm.setUserMemoryRegion2(region({ slot: 3, guestPhysAddr: 0x100000n, memorySize: PS, userspaceAddr: host.addr }));
+    deleteSlot(vm, 3);
+    assert.equal(k.mmu.mmioSptes.has(2), type !== 'default', type);
+  }
+});
+
+test('MMIO SPTE: a slot created over the GFN replaces it with a real mapping', () => {
+  const { vm, k } = setup('7.3', 'default');
+  const vcpu = vm.createVcpu(0);
+  runProgram(vcpu, [read(0x2008n, 8), hlt]);
+  const host = vm.mmapAnonymous(PS);
+  host.write(8n, new Uint8Array([0x5a]));
+  vm.setUserMemoryRegion2(region({ slot: 1, guestPhysAddr: 0x2000n, memorySize: PS, userspaceAddr: host.addr }));
+  assert.deepEqual(runProgram(vcpu, [read(0x2008n, 1), hlt]).reads, [0x5an]);
+  assert.equal(k.mmu.mmioSptes.has(2), false);
 });

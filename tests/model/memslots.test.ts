@@ -447,3 +447,19 @@ for (const [kernel, fileOverlap] of [
     assert.equal(r(MR_SLOT, 2n * MR_GPA + MR_SIZE, 0n), 'EEXIST', 'SMR-12 GPA back');
   });
 }
+
+test('kvm_arch_nr_memslot_as_ids (lab): a VM with private memory has one address space; KVM_CAP_MULTI_ADDRESS_SPACE on its fd says 1', () => {
+  const MULTI_ADDRESS_SPACE = 118;
+  for (const [type, n] of [
+    ['default', 2],
+    ['sw_protected', 1],
+  ] as const) {
+    const { vm, kvm } = setup('7.3', type);
+    assert.equal(kvm.checkExtension(MULTI_ADDRESS_SPACE), 2, '/dev/kvm answers KVM_MAX_NR_ADDRESS_SPACES');
+    assert.equal(vm.checkExtension(MULTI_ADDRESS_SPACE), n, type);
+    const host = vm.mmapAnonymous(PS);
+    const r = region({ slot: 0x10000, guestPhysAddr: 0n, memorySize: PS, userspaceAddr: host.addr });
+    if (n === 1) expectErrno(() => vm.setUserMemoryRegion2(r), 'EINVAL', type);
+    else expectOk(() => vm.setUserMemoryRegion2(r), type);
+  }
+});
