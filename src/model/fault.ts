@@ -13,14 +13,29 @@ import type { KvmVm } from './vm.js';
  * `errno` is what KVM_RUN returns with the exit; it is absent where KVM_RUN returns 0 with the exit
  * filled in (the 2022 v7 design in src/designs/v7, where the exit was a plain userspace exit).
  */
-export type FaultOutcome = { kind: 'mapped'; spte: Spte } | { kind: 'mmio' } | { kind: 'memory_fault'; errno?: ErrnoName; flags: bigint } | { kind: 'retry' };
+export type FaultOutcome =
+  | { kind: 'mapped'; spte: Spte }
+  | { kind: 'mmio' }
+  | { kind: 'memory_fault'; errno?: ErrnoName; flags: bigint }
+  | { kind: 'retry' }
+  | { kind: 'obsolete_root' };
+
+/** What the faulting vCPU brings to the fault besides the address. */
+export interface FaultContext {
+  /**
+   * The vCPU's MMU root is obsolete (only KVM_PRE_FAULT_MEMORY on 6.12 can fault on one, see
+   * profile.preFaultObsoleteRootSpins): is_page_fault_stale() returns true for every attempt that
+   * gets that far, so the fault ends as 'obsolete_root' there instead of being retried for ever.
+   */
+  readonly obsoleteRoot?: boolean;
+}
 
 /** Retries a fault may take before the model calls it a livelock (a real vCPU would spin). */
 const MAX_RETRIES = 64;
 
-export function faultIn(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean): FaultOutcome {
+export function faultIn(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean, ctx: FaultContext = {}): FaultOutcome {
   for (let i = 0; i < MAX_RETRIES; i++) {
-    const r = faultOnce(vm, gfn, write, isPrivate);
+    const r = faultOnce(vm, gfn, write, isPrivate, ctx);
     if (r.kind !== 'retry') return r;
   }
   throw new Error(`fault on gfn 0x${gfn.toString(16)} retried ${MAX_RETRIES} times: an invalidation never ended`);
@@ -31,14 +46,21 @@ function memoryFault(isPrivate: boolean, errno: ErrnoName = 'EFAULT'): FaultOutc
   return { kind: 'memory_fault', errno, flags: isPrivate ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0n };
 }
 
-export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean): FaultOutcome {
+export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean, ctx: FaultContext = {}): FaultOutcome {
   const mmu = vm.mmu;
   const snapshot = mmu.seq;
   // kvm_mmu_faultin_pfn: the access's privacy must match the attributes, else userspace converts
   if (isPrivate !== vm.attributes.isPrivate(gfn)) return memoryFault(isPrivate);
   const slot = vm.memslots.find(gfn);
   // kvm_handle_noslot_fault: a private access with no slot exits; a shared one is emulated MMIO
-  if (!slot) return isPrivate ? memoryFault(true) : { kind: 'mmio' };
+  if (!slot) {
+    if (isPrivate) return memoryFault(true);
+    // With enable_mmio_caching (kvm.ko's default; the lab's 6.12 has it) kvm_handle_noslot_fault
+    // returns RET_PF_CONTINUE so that an MMIO SPTE gets installed, which passes is_page_fault_stale()
+    // first; only without caching (or for a gfn above kvm_mmu_max_gfn) is it RET_PF_EMULATE at once.
+    if (ctx.obsoleteRoot) return { kind: 'obsolete_root' };
+    return { kind: 'mmio' };
+  }
   // write to a read-only slot: emulated, reaches userspace as an MMIO write
   if (write && slot.flags & KVM_MEM_READONLY) return { kind: 'mmio' };
 
@@ -66,6 +88,8 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
     page = p;
     source = { kind: 'hva', hva };
   }
+  // is_page_fault_stale, under mmu_lock: a root that is obsolete (is_obsolete_sp) -> RET_PF_RETRY
+  if (ctx.obsoleteRoot) return { kind: 'obsolete_root' };
   const spte: Spte = { page, writable: !(slot.flags & KVM_MEM_READONLY), private: isPrivate, slot, source };
   return mmu.install(gfn, spte, snapshot) ? { kind: 'mapped', spte } : { kind: 'retry' };
 }

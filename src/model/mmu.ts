@@ -30,6 +30,12 @@ export class Mmu {
   /** faults that found their snapshot stale and went back to the guest (RET_PF_RETRY) */
   retries = 0;
   /**
+   * kvm->arch.mmu_valid_gen, counted instead of toggled: every kvm_mmu_zap_all_fast() bumps it, and a
+   * vCPU root loaded under an older value is obsolete (is_obsolete_sp; for TDP MMU roots
+   * kvm_tdp_mmu_invalidate_all_roots() sets role.invalid to the same effect).
+   */
+  validGen = 0;
+  /**
    * Test hook: runs between resolving a fault's page and installing its mapping, where a real
    * invalidation on another CPU could land. It lets tests drive the race deterministically.
    */
@@ -89,9 +95,19 @@ export class Mmu {
     return n;
   }
 
-  /** kvm_arch_flush_shadow_memslot: a deleted or moved slot loses every mapping. */
+  /** A deleted or moved slot loses every mapping (kvm_unmap_gfn_range on the slot). */
   zapSlot(slot: Memslot): void {
     this.zap(slot.baseGfn, slot.baseGfn + slot.npages, (s) => s.slot === slot);
+  }
+
+  /**
+   * kvm_mmu_zap_all_fast (__kvm_mmu_zap_all_fast_front_half/_back_half): a new mmu_valid_gen, every
+   * root invalid and zapped, and KVM_REQ_MMU_FREE_OBSOLETE_ROOTS made to every vCPU (which only
+   * vcpu_enter_guest, or a fixed kvm_mmu_reload, acts on: src/model/vcpu.ts).
+   */
+  zapAllFast(): void {
+    this.sptes.clear();
+    this.validGen++;
   }
 
   /** mmu_invalidate_retry_gfn: is a fault that snapshotted `snapshot` stale for gfn? */
