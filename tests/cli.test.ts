@@ -116,3 +116,41 @@ kvmTest('run --backend kvm and caps on the live kernel', () => {
   assert.equal(j.kvm.caps.KVM_CAP_GUEST_MEMFD, 1);
   assert.equal(typeof j.kvm.guest?.hypercallExit, 'boolean');
 });
+
+test('diff --batch: a bad batch file is one line on stderr, exit 2; --lab with an unknown kernel too', () => {
+  const f = join(tmp, 'not-a-batch.json');
+  writeFileSync(f, '{"format":"something else"}');
+  const r = cli('diff', '--batch', f, '--reference', 'model');
+  assert.equal(r.code, 2);
+  assert.match(r.err, /^guestmem: .*not-a-batch\.json: not a guestmem diff batch/);
+  assert.doesNotMatch(r.err, /\n\s+at /);
+  const l = cli('diff', '--lab', '5.4');
+  assert.equal(l.code, 2);
+  assert.match(l.err, /--lab: unknown lab kernel '5\.4' \(choose from 6\.12, 7\.3, or all\)/);
+});
+
+kvmTest('diff --batch on /dev/kvm: a JSON line per sequence, then the summary', async () => {
+  const { generateBatch } = await import('../src/diff/index.js');
+  const { kvmBackend } = await import('../src/cli/kvm-backend.js');
+  const { createModelKvm } = await import('../src/model/index.js');
+  const profile = (await kvmBackend()).hostProfile();
+  const batch = generateBatch({
+    side: { name: 'model', open: () => createModelKvm({ kernel: profile }) },
+    kernel: 'host',
+    runs: 15,
+    seed: 5,
+    steps: 20,
+    vmType: 'default',
+    attributes: false,
+  });
+  const f = join(tmp, 'batch.json');
+  writeFileSync(f, JSON.stringify(batch));
+  const r = cli('diff', '--batch', f);
+  assert.equal(r.code, 0, r.out + r.err);
+  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  assert.equal(lines.filter((l) => l.t === 'diff-sequence').length, 15);
+  const sum = lines.at(-1) as Record<string, unknown>;
+  assert.equal(sum.t, 'diff-summary');
+  assert.equal(sum.divergences, 0);
+  assert.equal(sum.reference, 'kvm');
+});

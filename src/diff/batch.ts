@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import type { VmType } from '../api.js';
 import { parseScenario, ScenarioError, Session, type Step } from '../scenario/index.js';
 import type { Side } from './campaign.js';
-import { commandArbitraries, type DiffModel, emptyDiffModel } from './commands.js';
+import { commandArbitraries, emptyDiffModel } from './commands.js';
 import { Divergence, Pair } from './pair.js';
 
 /** What travels to the reference: every sequence, fully fixed, and how they were made. */

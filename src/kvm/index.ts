@@ -26,7 +26,7 @@ export { GMEM_LINK, KvmFiles } from './files.js';
 export { KvmGuestMemfd } from './guest-memfd.js';
 export { knownGmemCount } from './known-files.js';
 export { type AccessMode, type Backing, KvmMapping } from './mapping.js';
-export { DEFAULT_RUN_TIMEOUT_MS, type SessionOptions } from './session.js';
+export { DEFAULT_PRE_FAULT_TIMEOUT_MS, DEFAULT_RUN_TIMEOUT_MS, type SessionOptions } from './session.js';
 export { KvmSystem } from './system.js';
 export { KvmVcpu } from './vcpu.js';
 export { KvmVm } from './vm.js';

@@ -13,18 +13,27 @@ export interface Closable {
 export interface SessionOptions {
   /** KVM_RUN deadline in ms (the watchdog); a guest that does not exit by then gives EINTR */
   readonly runTimeoutMs?: number;
+  /**
+   * KVM_PRE_FAULT_MEMORY deadline in ms (the watchdog); a call that has not returned by then gives
+   * EINTR with the range as the kernel left it
+   */
+  readonly preFaultTimeoutMs?: number;
 }
 
 export const DEFAULT_RUN_TIMEOUT_MS = 2000;
+export const DEFAULT_PRE_FAULT_TIMEOUT_MS = 2000;
 
 export class Session {
   readonly runTimeoutMs: number;
+  readonly preFaultTimeoutMs: number;
   private readonly live = new Set<Closable>();
   private closed = false;
 
   constructor(options: SessionOptions = {}) {
     // GUESTMEM_KVM_RUN_TIMEOUT_MS raises the deadline where guest code is slow (the lab's TCG)
     this.runTimeoutMs = options.runTimeoutMs ?? (Number(process.env.GUESTMEM_KVM_RUN_TIMEOUT_MS) || DEFAULT_RUN_TIMEOUT_MS);
+    // GUESTMEM_KVM_PRE_FAULT_TIMEOUT_MS likewise for KVM_PRE_FAULT_MEMORY
+    this.preFaultTimeoutMs = options.preFaultTimeoutMs ?? (Number(process.env.GUESTMEM_KVM_PRE_FAULT_TIMEOUT_MS) || DEFAULT_PRE_FAULT_TIMEOUT_MS);
   }
 
   track<T extends Closable>(obj: T): T {

@@ -51,6 +51,10 @@ export function decodeStat(buf: Uint8Array): RawStat {
   };
 }
 
+/** glibc's x86-64 `struct sigaction`: sa_handler, sa_mask (128 bytes), sa_flags, sa_restorer. */
+export const SIGACTION_SIZE = 152;
+export const SIGACTION = { handler: 0, mask: 8, flags: 136, restorer: 144 } as const;
+
 /** x86-64 syscall numbers (asm/unistd_64.h) for calls glibc does not wrap. */
 const SYS_mbind = 237;
 const SYS_get_mempolicy = 239;
@@ -131,6 +135,17 @@ export interface Sys {
   timerDelete(id: bigint): number;
   /** sigtimedwait(2): consume one pending signal of `set` (128-byte sigset_t); timeout is a timespec. */
   sigtimedwait(set: Uint8Array, timeout: Uint8Array): number;
+  /** sigpending(2): the signals pending for this thread or the process, into a 128-byte sigset_t. */
+  sigpending(set: Uint8Array): number;
+  /**
+   * sigaction(2) with glibc's x86-64 struct sigaction (SIGACTION_SIZE bytes: sa_handler @0,
+   * sa_mask @8, sa_flags @136, sa_restorer @144); glibc supplies the restorer itself.
+   */
+  sigaction(sig: number, act: Uint8Array | null, old: Uint8Array | null): number;
+  /** dlsym(RTLD_DEFAULT, name): the address of a symbol of the process, 0n if there is none. */
+  dlsym(name: string): bigint;
+  /** pipe2(2): the two fds are written to fds (2 ints). */
+  pipe2(fds: Uint8Array, flags: number): number;
   /** mbind(2) (no glibc wrapper: raw syscall); nodemask is a bitmap of maxnode-1 bits, read in place. */
   mbind(addr: bigint, length: bigint, mode: number, nodemask: Uint8Array, maxnode: number, flags: number): number;
   /** get_mempolicy(2); mode (4 bytes) and nodemask (maxnode-1 bits) are written in place. */
@@ -198,6 +213,16 @@ function bind(): Sys {
   const timerSettime = f('int timer_settime(intptr_t timerid, int flags, void *nv, void *ov)');
   const timerDelete = f('int timer_delete(intptr_t timerid)');
   const sigtimedwait = f('int sigtimedwait(void *set, void *info, void *timeout)');
+  const sigpending = f('int sigpending(void *set)');
+  const sigaction = f('int sigaction(int sig, void *act, void *old)');
+  const pipe2 = f('int pipe2(void *fds, int flags)');
+  // dlsym moved into libc.so.6 with glibc 2.34; older glibc has it in libdl.so.2 only.
+  let dlsymFn: Fn;
+  try {
+    dlsymFn = f('void *dlsym(void *handle, const char *name)');
+  } catch {
+    dlsymFn = koffi.load('libdl.so.2').func('void *dlsym(void *handle, const char *name)') as Fn;
+  }
   // The NUMA calls have no glibc wrappers: fixed-arity aliases of syscall(2), one per shape.
   const mbind = libc.func('syscall', 'long', ['long', 'unsigned long', 'unsigned long', 'unsigned long', 'void *', 'unsigned long', 'unsigned long']) as Fn;
   const getMempolicy = libc.func('syscall', 'long', ['long', 'void *', 'void *', 'unsigned long', 'unsigned long', 'unsigned long']) as Fn;
@@ -234,6 +259,14 @@ function bind(): Sys {
     timerSettime: (id, flags, spec, old) => timerSettime(id, flags, spec, old),
     timerDelete: (id) => timerDelete(id),
     sigtimedwait: (set, timeout) => sigtimedwait(set, null, timeout),
+    sigpending: (set) => sigpending(set),
+    sigaction: (sig, act, old) => sigaction(sig, act, old),
+    // RTLD_DEFAULT is ((void *) 0) in glibc: search the global scope of the process
+    dlsym: (name) => {
+      const p = dlsymFn(null, name) as number | bigint | null;
+      return p === null ? 0n : big(p);
+    },
+    pipe2: (fds, flags) => pipe2(fds, flags),
     mbind: (addr, length, mode, nodemask, maxnode, flags) => Number(mbind(SYS_mbind, addr, u64(length), mode, nodemask, maxnode, flags)),
     getMempolicy: (mode, nodemask, maxnode, addr, flags) => Number(getMempolicy(SYS_get_mempolicy, mode, nodemask, maxnode, addr, flags)),
     movePages: (count, pages, nodes, status, flags) => Number(movePages(SYS_move_pages, 0, count, pages, nodes, status, flags)),

@@ -7,7 +7,8 @@
  * KVM_RUN errors: -1/EFAULT or EHWPOISON with exit_reason KVM_EXIT_MEMORY_FAULT is an exit
  * (api.rst: the one exit that comes with -1), anything else throws KvmError with the kernel's errno.
  * A guest that does not exit within the session's deadline is interrupted by the watchdog signal
- * and reported as KvmError('KVM_RUN', 'EINTR').
+ * and reported as KvmError('KVM_RUN', 'EINTR'); KVM_PRE_FAULT_MEMORY has a deadline of its own
+ * (KvmError('KVM_PRE_FAULT_MEMORY', 'EINTR')).
  */
 import { type GuestProgram, KvmError, type PreFaultMemory, type RunOptions, type Vcpu, type VcpuExit } from '../api.js';
 import { LONG_MODE, type LoadedProgram, opIndexAt } from '../guest/x86.js';
@@ -186,16 +187,35 @@ export class KvmVcpu implements Vcpu, FdOwner {
     }
   }
 
+  /**
+   * KVM_PRE_FAULT_MEMORY under the session's pre-fault deadline (watchdog callWithDeadline): the
+   * kernel retries a fault until a signal is pending (kvm_tdp_map_page), which on 6.12 can be
+   * forever (an obsolete MMU root after a memslot delete, src/model/vcpu.ts). An EINTR from
+   * another signal comes only without progress (with progress the kernel returns 0 and the range
+   * advanced), leaves the range unchanged, and the call is simply made again for the time left.
+   */
   preFaultMemory(r: PreFaultMemory): { gpa: bigint; size: bigint } {
-    this.live('KVM_PRE_FAULT_MEMORY');
+    const op = 'KVM_PRE_FAULT_MEMORY';
+    this.live(op);
     const buf = encode(S.kvm_pre_fault_memory, { gpa: r.gpa, size: r.size, flags: r.flags });
     const s = sys();
-    const ret = s.ioctlPtr(this.fd, IOCTL.KVM_PRE_FAULT_MEMORY, buf);
-    const errno = ret < 0 ? s.errno() : 0;
+    const timeoutMs = this.vm.system.session.preFaultTimeoutMs;
+    const res = RunWatchdog.get().callWithDeadline(timeoutMs, () => {
+      const ret = s.ioctlPtr(this.fd, IOCTL.KVM_PRE_FAULT_MEMORY, buf);
+      return { r: ret, errno: ret < 0 ? s.errno() : 0 };
+    });
     // The kernel copies gpa/size back even on error (KERNEL-SPEC J2).
     const d = decode(S.kvm_pre_fault_memory, buf);
     const out = { gpa: scalar(d.gpa), size: scalar(d.size) };
-    if (ret < 0) throw new KvmError('KVM_PRE_FAULT_MEMORY', errno, undefined, out);
+    if (res.r < 0 && res.expired) {
+      throw new KvmError(
+        op,
+        'EINTR',
+        `no return within ${timeoutMs} ms: the kernel kept retrying the fault at gpa 0x${out.gpa.toString(16)} until the deadline signal (on 6.12 an obsolete MMU root after a memslot delete or move; a KVM_RUN frees it)`,
+        out,
+      );
+    }
+    if (res.r < 0) throw new KvmError(op, res.errno, undefined, out);
     return out;
   }
 

@@ -19,14 +19,25 @@ export type FaultOutcome =
   | { kind: 'memory_fault'; errno?: ErrnoName; flags: bigint }
   /** KVM_RUN fails with errno and no exit information (kvm_handle_error_pfn) */
   | { kind: 'error'; errno: ErrnoName }
-  | { kind: 'retry' };
+  | { kind: 'retry' }
+  | { kind: 'obsolete_root' };
+
+/** What the faulting vCPU brings to the fault besides the address. */
+export interface FaultContext {
+  /**
+   * The vCPU's MMU root is obsolete (only KVM_PRE_FAULT_MEMORY on 6.12 can fault on one, see
+   * profile.preFaultObsoleteRootSpins): is_page_fault_stale() returns true for every attempt that
+   * gets that far, so the fault ends as 'obsolete_root' there instead of being retried for ever.
+   */
+  readonly obsoleteRoot?: boolean;
+}
 
 /** Retries a fault may take before the model calls it a livelock (a real vCPU would spin). */
 const MAX_RETRIES = 64;
 
-export function faultIn(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean): FaultOutcome {
+export function faultIn(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean, ctx: FaultContext = {}): FaultOutcome {
   for (let i = 0; i < MAX_RETRIES; i++) {
-    const r = faultOnce(vm, gfn, write, isPrivate);
+    const r = faultOnce(vm, gfn, write, isPrivate, ctx);
     if (r.kind !== 'retry') return r;
   }
   throw new Error(`fault on gfn 0x${gfn.toString(16)} retried ${MAX_RETRIES} times: an invalidation never ended`);
@@ -37,7 +48,7 @@ function memoryFault(isPrivate: boolean, errno: ErrnoName = 'EFAULT'): FaultOutc
   return { kind: 'memory_fault', errno, flags: isPrivate ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0n };
 }
 
-export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean): FaultOutcome {
+export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean, ctx: FaultContext = {}): FaultOutcome {
   const mmu = vm.mmu;
   const snapshot = mmu.seq;
   // kvm_mmu_faultin_pfn: the access's privacy must match the attributes, else userspace converts
@@ -48,6 +59,10 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
   // leaves an MMIO SPTE behind. SNP and TDX guests reach MMIO through #VC/#VE, not through it.
   if (!slot) {
     if (isPrivate) return memoryFault(true);
+    // With enable_mmio_caching (kvm.ko's default; the lab's 6.12 has it) kvm_handle_noslot_fault
+    // returns RET_PF_CONTINUE so that an MMIO SPTE gets installed, which passes is_page_fault_stale()
+    // first; only without caching (or for a gfn above kvm_mmu_max_gfn) is it RET_PF_EMULATE at once.
+    if (ctx.obsoleteRoot) return { kind: 'obsolete_root' };
     if (vm.type === 'default' || vm.type === 'sw_protected') mmu.mmioSptes.set(gfn, vm.memslots.generation);
     return { kind: 'mmio' };
   }
@@ -81,6 +96,8 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
     page = p;
     source = { kind: 'hva', hva };
   }
+  // is_page_fault_stale, under mmu_lock: a root that is obsolete (is_obsolete_sp) -> RET_PF_RETRY
+  if (ctx.obsoleteRoot) return { kind: 'obsolete_root' };
   const spte: Spte = { page, writable: !(slot.flags & KVM_MEM_READONLY), private: isPrivate, slot, source };
   return mmu.install(gfn, spte, snapshot) ? { kind: 'mapped', spte } : { kind: 'retry' };
 }

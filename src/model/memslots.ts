@@ -147,7 +147,7 @@ export class Memslots {
     const slot = old as Memslot;
     if (change === 'move') {
       // kvm_invalidate_memslot -> kvm_arch_flush_shadow_memslot on the old range
-      this.vm.mmu.zapSlot(slot);
+      this.flushShadowMemslot(slot);
       slot.baseGfn = baseGfn;
     }
     slot.flags = m.flags;
@@ -201,16 +201,35 @@ export class Memslots {
     return false;
   }
 
-  /** KVM_MR_DELETE: zap the slot's mappings, free it, unbind its guest_memfd range. */
+  /** KVM_MR_DELETE: zap the slot's mappings (kvm_invalidate_memslot), free it, unbind its guest_memfd range. */
   delete(slot: Memslot): void {
-    this.vm.mmu.zapSlot(slot);
+    this.flushShadowMemslot(slot);
+    this.remove(slot);
+  }
+
+  private remove(slot: Memslot): void {
     this.slots.delete(Memslots.key(slot.asId, slot.id));
     this.newGeneration();
     slot.gmem?.file?.unbind(slot);
   }
 
-  /** kvm_free_memslots at VM destruction. */
+  /**
+   * kvm_arch_flush_shadow_memslot (x86, 6.12+), for a slot being deleted or moved: on a
+   * KVM_X86_DEFAULT_VM with KVM_X86_QUIRK_SLOT_ZAP_ALL (enabled unless userspace disables it, which
+   * the model does not offer) kvm_mmu_zap_all_fast(), which also makes every vCPU's root obsolete;
+   * on other VM types only the slot's SPTEs (kvm_unmap_gfn_range). (6.8 always zapped all, but has
+   * no KVM_PRE_FAULT_MEMORY, the one place an obsolete root shows.)
+   */
+  private flushShadowMemslot(slot: Memslot): void {
+    if (this.vm.type === 'default') this.vm.mmu.zapAllFast();
+    else this.vm.mmu.zapSlot(slot);
+  }
+
+  /** kvm_free_memslots at VM destruction (the SPTEs go with the VM's MMU; dropped here with their slots). */
   clear(): void {
-    for (const s of [...this.slots.values()]) this.delete(s);
+    for (const s of [...this.slots.values()]) {
+      this.vm.mmu.zapSlot(s);
+      this.remove(s);
+    }
   }
 }

@@ -40,6 +40,12 @@ export class Mmu {
   /** faults that found their snapshot stale and went back to the guest (RET_PF_RETRY) */
   retries = 0;
   /**
+   * kvm->arch.mmu_valid_gen, counted instead of toggled: every kvm_mmu_zap_all_fast() bumps it, and a
+   * vCPU root loaded under an older value is obsolete (is_obsolete_sp; for TDP MMU roots
+   * kvm_tdp_mmu_invalidate_all_roots() sets role.invalid to the same effect).
+   */
+  validGen = 0;
+  /**
    * Test hook: runs between resolving a fault's page and installing its mapping, where a real
    * invalidation on another CPU could land. It lets tests drive the race deterministically.
    */
@@ -100,15 +106,24 @@ export class Mmu {
   }
 
   /**
-   * kvm_arch_flush_shadow_memslot: a deleted or moved slot loses every mapping. On default VMs
-   * (kvm_memslot_flush_zap_all: KVM_X86_DEFAULT_VM with KVM_X86_QUIRK_SLOT_ZAP_ALL) that is
-   * kvm_mmu_zap_all_fast: new roots, so the MMIO SPTEs go too, and the other slots' mappings
-   * refault as they were. Other VM types zap only the slot's leaves, which leaves MMIO SPTEs
-   * (seen in the lab on 6.12 and 7.3).
+   * A deleted or moved slot loses its mappings (kvm_unmap_gfn_range on the slot, on VM types other
+   * than default: see Memslots.flushShadowMemslot). Its leaves only: MMIO SPTEs are not
+   * shadow-present and stay (seen in the lab on 6.12 and 7.3).
    */
   zapSlot(slot: Memslot): void {
     this.zap(slot.baseGfn, slot.baseGfn + slot.npages, (s) => s.slot === slot);
-    if (slot.vm.type === 'default') this.mmioSptes.clear();
+  }
+
+  /**
+   * kvm_mmu_zap_all_fast (__kvm_mmu_zap_all_fast_front_half/_back_half): a new mmu_valid_gen, every
+   * root invalid and zapped, and KVM_REQ_MMU_FREE_OBSOLETE_ROOTS made to every vCPU (which only
+   * vcpu_enter_guest, or a fixed kvm_mmu_reload, acts on: src/model/vcpu.ts).
+   */
+  zapAllFast(): void {
+    this.sptes.clear();
+    // new roots: the MMIO SPTEs go with the old ones
+    this.mmioSptes.clear();
+    this.validGen++;
   }
 
   /** mmu_invalidate_retry_gfn: is a fault that snapshotted `snapshot` stale for gfn? */

@@ -30,6 +30,16 @@ export interface KernelProfile {
    * is 0 (shadow paging: EOPNOTSUPP), 'tdp' where it works.
    */
   readonly preFault: 'absent' | 'unsupported' | 'tdp';
+  /**
+   * KVM_PRE_FAULT_MEMORY never returns by itself once the vCPU's MMU root is obsolete (6.12): a
+   * memslot delete or move on a default VM runs kvm_mmu_zap_all_fast(), which only *requests*
+   * KVM_REQ_MMU_FREE_OBSOLETE_ROOTS, a request vcpu_enter_guest() (KVM_RUN) handles;
+   * kvm_arch_vcpu_pre_fault_memory()'s kvm_mmu_reload() reloads only a root that is INVALID_PAGE,
+   * so the obsolete one stays, and kvm_tdp_map_page() retries the fault (is_page_fault_stale() ->
+   * RET_PF_RETRY) until a signal is pending. Fixed by 20a6cff3b283 "KVM: x86/mmu: Check and free
+   * obsolete roots in kvm_mmu_reload()" (Yan Zhao, 2025): not in 6.12.117, in 6.18 and later.
+   */
+  readonly preFaultObsoleteRootSpins: boolean;
   /** guest faults on slots of MMAP guest_memfds are served from guest_memfd (KVM_MEMSLOT_GMEM_ONLY, 6.18) */
   readonly gmemOnlySlots: boolean;
   /**
@@ -81,6 +91,8 @@ const v6_8: KernelProfile = {
   rejectGmemFlagToggle: false,
   memoryAttributes: true,
   preFault: 'absent',
+  // kvm_mmu_reload() is the same as in 6.12, but without KVM_PRE_FAULT_MEMORY only KVM_RUN calls it
+  preFaultObsoleteRootSpins: false,
   gmemOnlySlots: false,
   gmemMempolicy: false,
   addressSpaces: 2,
@@ -94,6 +106,7 @@ const v6_12: KernelProfile = {
   name: '6.12',
   version: '6.12',
   preFault: 'tdp',
+  preFaultObsoleteRootSpins: true,
 };
 
 const v6_18: KernelProfile = {
@@ -107,6 +120,7 @@ const v6_18: KernelProfile = {
   rejectGmemFlagToggle: true,
   memoryAttributes: true,
   preFault: 'tdp',
+  preFaultObsoleteRootSpins: false,
   gmemOnlySlots: true,
   gmemMempolicy: false,
   addressSpaces: 2,

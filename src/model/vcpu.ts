@@ -31,6 +31,12 @@ export class VcpuFile extends ModelFile {
   pending: 'hypercall' | 'mmio_read' | undefined;
   /** the guest's RAX after the last hypercall: what a guest would see as the return value */
   hypercallRet = 0n;
+  /**
+   * vcpu->arch.mmu->root: undefined while it is INVALID_PAGE (a new vCPU, or after
+   * kvm_mmu_free_obsolete_roots), else the mmu_valid_gen it was loaded under (kvm_mmu_load); it is
+   * obsolete once the VM's generation moved on (Mmu.zapAllFast).
+   */
+  rootGen: number | undefined;
 
   constructor(
     ino: bigint,
@@ -66,6 +72,26 @@ function fromBytes(b: Uint8Array): bigint {
   let v = 0n;
   for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i] as number);
   return v;
+}
+
+/** is_obsolete_root: the vCPU holds a root from before the last kvm_mmu_zap_all_fast. */
+function rootObsolete(v: VcpuFile): boolean {
+  return v.rootGen !== undefined && v.rootGen !== v.vm.mmu.validGen;
+}
+
+/** kvm_mmu_free_obsolete_roots: an obsolete root is freed, i.e. root.hpa = INVALID_PAGE. */
+function freeObsoleteRoots(v: VcpuFile): void {
+  if (rootObsolete(v)) v.rootGen = undefined;
+}
+
+/**
+ * kvm_mmu_reload (arch/x86/kvm/mmu.h): kvm_mmu_load() only if root.hpa is INVALID_PAGE. Since
+ * 20a6cff3b283 it first handles KVM_REQ_MMU_FREE_OBSOLETE_ROOTS (kvm_mmu_free_obsolete_roots); 6.12's
+ * does not, so a root made obsolete since it was loaded stays (profile.preFaultObsoleteRootSpins).
+ */
+function mmuReload(v: VcpuFile): void {
+  if (!v.vm.profile.preFaultObsoleteRootSpins) freeObsoleteRoots(v);
+  v.rootGen ??= v.vm.mmu.validGen;
 }
 
 type AccessResult = { ok: true; value: bigint } | { ok: false; exit: Omit<VcpuExit, 'reads'> };
@@ -106,6 +132,10 @@ export class ModelVcpu implements Vcpu {
     // confidential computing: kvm_x86_ops.vcpu_pre_run (SNP need_init, TDX not finalized)
     v.vm.platform?.preRun(v);
     if (!v.program) throw new Error('KVM_RUN: no guest program loaded (call load() first)');
+    // vcpu_enter_guest: KVM_REQ_MMU_FREE_OBSOLETE_ROOTS -> kvm_mmu_free_obsolete_roots, then
+    // kvm_mmu_reload, so the guest always runs on a current root (on every kernel)
+    freeObsoleteRoots(v);
+    mmuReload(v);
     const reads: bigint[] = [];
     const done = (e: Omit<VcpuExit, 'reads'>): VcpuExit => ({ ...e, reads });
     // complete_userspace_io for the exit we left at
@@ -263,9 +293,26 @@ export class ModelVcpu implements Vcpu {
         err = new KvmError(op, 'EOPNOTSUPP', 'pre-faulting needs TDP', { gpa, size });
         break;
       }
+      // "reload is efficient when called repeatedly, so we can do it on every iteration"
+      mmuReload(v);
       const gfn = Number(gpa / PAGE_SIZE_N);
       const isPrivate = v.vm.hasPrivateMem && v.vm.attributes.isPrivate(gfn);
-      const f = v.vm.faultIn(gfn, false, isPrivate);
+      const f = v.vm.faultIn(gfn, false, isPrivate, { obsoleteRoot: rootObsolete(v) });
+      if (f.kind === 'obsolete_root') {
+        // kvm_tdp_map_page: do { if (signal_pending(current)) return -EINTR; cond_resched();
+        // r = kvm_mmu_do_page_fault(...) } while (r == RET_PF_RETRY), and is_page_fault_stale() makes
+        // every attempt RET_PF_RETRY on an obsolete root: the ioctl returns only once a signal is
+        // pending. The model answers what the kernel answers when the runner's deadline signal
+        // (src/kvm/watchdog.ts) arrives: EINTR, and nothing mapped on this page. A KVM_RUN
+        // (vcpu_enter_guest frees the root) or a fresh vCPU makes the call work again.
+        err = new KvmError(
+          op,
+          'EINTR',
+          'kvm_tdp_map_page retries for ever on an obsolete MMU root (6.12 kvm_mmu_reload keeps it after a memslot delete or move; is_page_fault_stale): interrupted by the deadline signal',
+          { gpa, size },
+        );
+        break;
+      }
       if (f.kind !== 'mapped') {
         // kvm_tdp_map_page: RET_PF_EMULATE (no slot, MMIO) -> ENOENT; fault errors pass through
         err = new KvmError(

@@ -20,7 +20,7 @@ import type {
 import { CAP, GUEST_MEMFD_FLAG_INIT_SHARED, KVM_HC_MAP_GPA_RANGE, PAGE_SIZE_N, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
 import { MemAttributes } from './attributes.js';
 import { checkExtension } from './caps.js';
-import { type FaultOutcome, faultIn } from './fault.js';
+import { type FaultContext, type FaultOutcome, faultIn } from './fault.js';
 import { type FMode, fail, ModelFile, type StatFields } from './file.js';
 import { GmemFile, GmemInode } from './guest-memfd.js';
 import type { HostMm, MmuNotifier } from './host.js';
@@ -93,8 +93,8 @@ export class KvmVm implements MmuNotifier {
   }
 
   /** The guest page-fault path (fault.ts); src/designs/v7 overrides it with the 2022 fault path. */
-  faultIn(gfn: number, write: boolean, isPrivate: boolean): FaultOutcome {
-    return faultIn(this, gfn, write, isPrivate);
+  faultIn(gfn: number, write: boolean, isPrivate: boolean, ctx?: FaultContext): FaultOutcome {
+    return faultIn(this, gfn, write, isPrivate, ctx);
   }
 
   /**

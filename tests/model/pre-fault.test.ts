@@ -5,8 +5,25 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KvmError, type Vcpu } from '../../src/api.js';
+import { hostProfile, PROFILES } from '../../src/model/index.js';
 import { CAP } from '../../src/uapi/constants.js';
-import { bindGmem, expectErrno, hlt, inodeOf, liveHostProfile, MiB, PRIVATE, PS, read, region, runProgram, setup, U64_MAX } from './helpers.js';
+import {
+  bindGmem,
+  deleteSlot,
+  expectErrno,
+  hlt,
+  inodeOf,
+  LIVE_CAPS,
+  liveHostProfile,
+  MiB,
+  PRIVATE,
+  PS,
+  read,
+  region,
+  runProgram,
+  setup,
+  U64_MAX,
+} from './helpers.js';
 
 const TEST_SIZE = 2n * MiB + PS;
 const BASE = 0x40000000n;
@@ -134,4 +151,119 @@ test('J3: a private GFN with no memslot or a slot without guest_memfd gives EFAU
 test('J3: a shared GFN with no memslot (emulated MMIO) gives ENOENT', () => {
   const { vcpu } = pfSetup(false);
   assert.deepEqual(preFaultError(vcpu, 0x80000000n, 2n * PS), { errno: 'ENOENT', gpa: 0x80000000n, size: 2n * PS });
+});
+
+// ---- 6.12: KVM_PRE_FAULT_MEMORY on an obsolete MMU root (profile.preFaultObsoleteRootSpins) ----
+// kvm_arch_flush_shadow_memslot -> kvm_mmu_zap_all_fast (default VM) obsoletes every root and only
+// requests KVM_REQ_MMU_FREE_OBSOLETE_ROOTS; 6.12's kvm_mmu_reload keeps a root that is not
+// INVALID_PAGE, and kvm_tdp_map_page retries (is_page_fault_stale) until a signal: EINTR.
+
+const SLOT_GPA = 0x100000n;
+const MOVED_GPA = 0x200000n;
+
+/** A default VM with slot 0 of 2 pages at SLOT_GPA, and vCPU 0 whose root is loaded by a pre-fault. */
+function loadedRoot(kernel: string) {
+  const s = setup(kernel);
+  const host = s.vm.mmapAnonymous(2n * PS);
+  s.vm.setUserMemoryRegion2(region({ slot: 0, guestPhysAddr: SLOT_GPA, memorySize: 2n * PS, userspaceAddr: host.addr }));
+  const vcpu = s.vm.createVcpu(0);
+  assert.deepEqual({ ...vcpu.preFaultMemory({ gpa: SLOT_GPA, size: PS, flags: 0n }) }, { gpa: SLOT_GPA + PS, size: 0n });
+  return { ...s, host, vcpu };
+}
+
+test('6.12 (kvm_mmu_reload keeps an obsolete root): after a slot delete, pre-faults with or without a slot give EINTR, range unchanged, nothing mapped', () => {
+  const { vm, k, host, vcpu } = loadedRoot('6.12');
+  deleteSlot(vm, 0);
+  assert.equal(k.mmu.sptes.size, 0);
+  // no memslot, shared: kvm_handle_noslot_fault returns RET_PF_CONTINUE (MMIO caching), then is_page_fault_stale
+  assert.deepEqual(preFaultError(vcpu, SLOT_GPA, 2n * PS), { errno: 'EINTR', gpa: SLOT_GPA, size: 2n * PS });
+  // the slot re-created: kvm_faultin_pfn succeeds, is_page_fault_stale does not let it map
+  vm.setUserMemoryRegion2(region({ slot: 0, guestPhysAddr: SLOT_GPA, memorySize: 2n * PS, userspaceAddr: host.addr }));
+  assert.deepEqual(preFaultError(vcpu, SLOT_GPA, 2n * PS), { errno: 'EINTR', gpa: SLOT_GPA, size: 2n * PS });
+  assert.equal(k.mmu.sptes.size, 0, 'no SPTE was installed');
+  // and again: only KVM_RUN or a fresh root ends it
+  assert.equal(preFaultError(vcpu, SLOT_GPA, PS).errno, 'EINTR');
+});
+
+test('6.12: a memslot move (KVM_MR_MOVE) obsoletes the root the same way', () => {
+  const { vm, host, vcpu } = loadedRoot('6.12');
+  vm.setUserMemoryRegion2(region({ slot: 0, guestPhysAddr: MOVED_GPA, memorySize: 2n * PS, userspaceAddr: host.addr }));
+  assert.deepEqual(preFaultError(vcpu, MOVED_GPA, 2n * PS), { errno: 'EINTR', gpa: MOVED_GPA, size: 2n * PS });
+  assert.deepEqual(preFaultError(vcpu, SLOT_GPA, PS), { errno: 'EINTR', gpa: SLOT_GPA, size: PS });
+});
+
+test('6.12: a KVM_RUN in between (vcpu_enter_guest frees obsolete roots) makes the pre-fault work again', () => {
+  const { vm, k, host, vcpu } = loadedRoot('6.12');
+  deleteSlot(vm, 0);
+  assert.equal(preFaultError(vcpu, SLOT_GPA, PS).errno, 'EINTR');
+  assert.equal(runProgram(vcpu, [hlt]).reason, 'hlt');
+  assert.deepEqual(preFaultError(vcpu, SLOT_GPA, PS), { errno: 'ENOENT', gpa: SLOT_GPA, size: PS });
+  vm.setUserMemoryRegion2(region({ slot: 0, guestPhysAddr: SLOT_GPA, memorySize: 2n * PS, userspaceAddr: host.addr }));
+  assert.deepEqual({ ...vcpu.preFaultMemory({ gpa: SLOT_GPA, size: 2n * PS, flags: 0n }) }, { gpa: SLOT_GPA + 2n * PS, size: 0n });
+  assert.equal(k.mmu.sptes.has(Number(SLOT_GPA / PS) + 1), true);
+});
+
+test('6.12: a vCPU that never loaded a root (INVALID_PAGE) loads a current one and pre-faults normally', () => {
+  const { vm, host, vcpu } = loadedRoot('6.12');
+  vm.setUserMemoryRegion2(region({ slot: 0, guestPhysAddr: MOVED_GPA, memorySize: 2n * PS, userspaceAddr: host.addr }));
+  const fresh = vm.createVcpu(1);
+  assert.deepEqual({ ...fresh.preFaultMemory({ gpa: MOVED_GPA, size: 2n * PS, flags: 0n }) }, { gpa: MOVED_GPA + 2n * PS, size: 0n });
+  assert.equal(preFaultError(vcpu, MOVED_GPA, PS).errno, 'EINTR', 'vCPU 0 still holds its obsolete root');
+});
+
+test('6.12: a delete before the vCPU ever loaded a root does not spin (PF-4 first call)', () => {
+  const s = setup('6.12');
+  const host = s.vm.mmapAnonymous(2n * PS);
+  s.vm.setUserMemoryRegion2(region({ slot: 0, guestPhysAddr: SLOT_GPA, memorySize: 2n * PS, userspaceAddr: host.addr }));
+  deleteSlot(s.vm, 0);
+  const vcpu = s.vm.createVcpu(0);
+  assert.deepEqual(preFaultError(vcpu, SLOT_GPA, PS), { errno: 'ENOENT', gpa: SLOT_GPA, size: PS });
+});
+
+test('6.12: a fault that fails before is_page_fault_stale (host mapping gone: kvm_handle_error_pfn) still gives EFAULT on an obsolete root', () => {
+  const { vm, vcpu } = loadedRoot('6.12');
+  const other = vm.mmapAnonymous(PS);
+  vm.setUserMemoryRegion2(region({ slot: 1, guestPhysAddr: MOVED_GPA, memorySize: PS, userspaceAddr: other.addr }));
+  other.unmap();
+  deleteSlot(vm, 0);
+  assert.deepEqual(preFaultError(vcpu, MOVED_GPA, PS), { errno: 'EFAULT', gpa: MOVED_GPA, size: PS });
+  assert.equal(preFaultError(vcpu, SLOT_GPA, PS).errno, 'EINTR', 'the root is obsolete all the same');
+});
+
+test('6.12: on a SW_PROTECTED VM a slot delete zaps only that slot (no KVM_X86_QUIRK_SLOT_ZAP_ALL path): no root goes obsolete', () => {
+  const { vm, vcpu, k } = pfSetup(true, '6.12');
+  vcpu.preFaultMemory({ gpa: BASE, size: 2n * MiB, flags: 0n });
+  const other = vm.mmapAnonymous(PS);
+  vm.setUserMemoryRegion2(region({ slot: 11, guestPhysAddr: 0x90000000n, memorySize: PS, userspaceAddr: other.addr }));
+  vcpu.preFaultMemory({ gpa: 0x90000000n, size: PS, flags: 0n });
+  deleteSlot(vm, 11);
+  assert.equal(k.mmu.sptes.size, 512, "slot 10's mappings survive");
+  assert.deepEqual(preFaultError(vcpu, 0x90000000n, PS), { errno: 'ENOENT', gpa: 0x90000000n, size: PS });
+  assert.deepEqual({ ...vcpu.preFaultMemory({ gpa: BASE, size: PS, flags: 0n }) }, { gpa: BASE + PS, size: 0n });
+});
+
+test('kvm_mmu_zap_all_fast on a default VM drops the SPTEs of every slot, not only the deleted one', () => {
+  const { vm, k } = loadedRoot('6.18');
+  const other = vm.mmapAnonymous(PS);
+  vm.setUserMemoryRegion2(region({ slot: 1, guestPhysAddr: MOVED_GPA, memorySize: PS, userspaceAddr: other.addr }));
+  assert.equal(k.mmu.sptes.size, 1);
+  deleteSlot(vm, 1);
+  assert.equal(k.mmu.sptes.size, 0);
+});
+
+for (const kernel of ['6.18', '7.3', 'next']) {
+  test(`${kernel} (20a6cff3b283: kvm_mmu_reload frees obsolete roots): the same sequence does not spin`, () => {
+    const { vm, host, vcpu } = loadedRoot(kernel);
+    deleteSlot(vm, 0);
+    assert.deepEqual(preFaultError(vcpu, SLOT_GPA, 2n * PS), { errno: 'ENOENT', gpa: SLOT_GPA, size: 2n * PS });
+    vm.setUserMemoryRegion2(region({ slot: 0, guestPhysAddr: MOVED_GPA, memorySize: 2n * PS, userspaceAddr: host.addr }));
+    assert.deepEqual({ ...vcpu.preFaultMemory({ gpa: MOVED_GPA, size: 2n * PS, flags: 0n }) }, { gpa: MOVED_GPA + 2n * PS, size: 0n });
+  });
+}
+
+test('profiles: only 6.12 spins on an obsolete root; the host profile takes it from its base version', () => {
+  for (const [name, p] of Object.entries(PROFILES)) assert.equal(p.preFaultObsoleteRootSpins, name === '6.12' || name.startsWith('6.12+'), name);
+  assert.equal(hostProfile({ release: '6.12.117', system: { [CAP.KVM_CAP_PRE_FAULT_MEMORY]: 1 } }).preFaultObsoleteRootSpins, true);
+  assert.equal(hostProfile({ release: '6.18.44', system: LIVE_CAPS }).preFaultObsoleteRootSpins, false);
+  assert.equal(hostProfile({ release: '7.3.4', system: { [CAP.KVM_CAP_PRE_FAULT_MEMORY]: 1 } }).preFaultObsoleteRootSpins, false);
 });
