@@ -147,7 +147,10 @@ kvmTest('diff --batch on /dev/kvm: a JSON line per sequence, then the summary', 
   writeFileSync(f, JSON.stringify(batch));
   const r = cli('diff', '--batch', f);
   assert.equal(r.code, 0, r.out + r.err);
-  const lines = r.out.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  const lines = r.out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
   assert.equal(lines.filter((l) => l.t === 'diff-sequence').length, 15);
   const sum = lines.at(-1) as Record<string, unknown>;
   assert.equal(sum.t, 'diff-summary');

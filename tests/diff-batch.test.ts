@@ -12,8 +12,7 @@ import { ScenarioError } from '../src/scenario/index.js';
 const profile = getProfile('7.3');
 const correct: Side = { name: 'model', open: () => createModelKvm({ kernel: profile }) };
 const mutant = (bug: PlantedBug): Side => ({ name: bug, open: () => createModelKvm({ kernel: { ...profile, plantedBugs: new Set([bug]) } }) });
-const gen = (seed: number, runs = 40) =>
-  generateBatch({ side: correct, kernel: '7.3', runs, seed, steps: 30, vmType: 'sw_protected', attributes: true });
+const gen = (seed: number, runs = 40) => generateBatch({ side: correct, kernel: '7.3', runs, seed, steps: 30, vmType: 'sw_protected', attributes: true });
 
 test('a batch is fixed by its seed, survives JSON, and uses the private-memory commands', () => {
   const a = gen(11);

@@ -52,10 +52,29 @@ const pageCount = (max: number) => fc.integer({ min: 0, max }).map(pages);
 // Most values land in a small window (a few pages) so that commands meet each other's objects:
 // a punch hits the page a guest mapped, a binding overlaps another. The rest are edge values.
 const offset = fc.oneof({ weight: 6, arbitrary: pageCount(4) }, { weight: 1, arbitrary: pageCount(20) }, { weight: 1, arbitrary: u64Edge });
+/**
+ * Lengths for fallocate: the edges, except a huge one that could succeed. The kernel does work in
+ * proportion to a successful range (kvm_gmem_allocate allocates every page), so an allocation of
+ * 2^63 bytes on a file created that large would run for hours and end in ENOMEM or the OOM killer;
+ * the model answers it in O(1). The edges that fail fast stay.
+ */
+const lengthEdge = fc.constantFrom<string | number>(0, 1, PS - 1, PS + 1, '0x8000000000000000', '0xffffffffffffffff', '0xfffffffffffff000');
 const size = fc.oneof(
   { weight: 6, arbitrary: fc.integer({ min: 1, max: 4 }).map(pages) },
   { weight: 1, arbitrary: fc.integer({ min: 1, max: 16 }).map(pages) },
-  { weight: 1, arbitrary: u64Edge },
+  { weight: 1, arbitrary: lengthEdge },
+);
+/**
+ * KVM_SET_MEMORY_ATTRIBUTES ranges: kvm_vm_set_mem_attributes reserves and stores one xarray entry
+ * per page, so a valid range of 2^51 pages never ends in a real kernel (it hung the lab for minutes
+ * before the command timeout). Small ranges near the guest's pages, edges that fail fast (unaligned,
+ * zero, wrapping), a far but small range, and one large range that is still bounded (1 GiB).
+ */
+const attributeRange = fc.oneof(
+  { weight: 8, arbitrary: fc.record({ gpa: pageCount(8), size: fc.integer({ min: 1, max: 8 }).map(pages) }) },
+  { weight: 2, arbitrary: fc.record({ gpa: offset, size: fc.constantFrom<string | number>(0, 1, PS - 1, PS + 1, PS) }) },
+  { weight: 1, arbitrary: fc.record({ gpa: fc.constantFrom<string | number>('0xfffffffffffff000', '0xffffffffffffe000'), size: fc.constant(pages(4)) }) },
+  { weight: 1, arbitrary: fc.constant({ gpa: 0 as string | number, size: (1 << 30) as string | number }) },
 );
 const gmemSize = fc.oneof(
   { weight: 5, arbitrary: fc.constant(pages(4)) },
@@ -268,9 +287,13 @@ export function commandArbitraries(opts: { attributes: boolean }): fc.Arbitrary<
   if (opts.attributes) {
     list.push(
       cmd(
-        fc
-          .record({ gpa: offset, size, priv: fc.boolean(), flags: fc.constantFrom(0, 0, 0, 1) })
-          .map((a) => () => ({ op: 'set_memory_attributes', address: a.gpa, size: a.size, attributes: a.priv ? ['private'] : [], flags: a.flags })),
+        fc.record({ range: attributeRange, priv: fc.boolean(), flags: fc.constantFrom(0, 0, 0, 1) }).map((a) => () => ({
+          op: 'set_memory_attributes',
+          address: a.range.gpa,
+          size: a.range.size,
+          attributes: a.priv ? ['private'] : [],
+          flags: a.flags,
+        })),
       ),
     );
     // A guest-initiated conversion the way a VMM answers it: KVM_HC_MAP_GPA_RANGE exits, the VMM

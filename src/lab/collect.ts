@@ -6,6 +6,7 @@
  *   scenario  {command, name, file, status, reason?, backend, kernel, stepCount, steps?}
  *   command   {label, argv, status, signal, seconds, summary?, stderr?}
  *   kernel-log {warnings: [...]}                                           WARNING/BUG lines of dmesg
+ *   canary    {ok, results: {default, sw_protected}, seconds}              a halting guest per VM type
  *   error     {stage, message}
  *   done      {seconds, uptime}                                            driver finished
  *   exit      {rc, uptime}                                                 written by /init after it
@@ -58,6 +59,8 @@ export interface KernelRun {
   errors: { stage: string; message: string }[];
   runDir: string;
   consoleTail?: string;
+  /** why the VM was booted a second time (a boot whose halting guest never exited), if it was */
+  retried?: string;
   /** every record as it came, for callers that read their own (diff-sequence); not in result.json */
   records?: LabRecord[];
 }
@@ -86,6 +89,14 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
         break;
       case 'error':
         run.errors.push({ stage: String(r.stage), message: String(r.message) });
+        break;
+      case 'canary':
+        if (!r.ok)
+          run.problems.push(
+            `a guest that only halts did not exit (${Object.entries((r.results as Record<string, string>) ?? {})
+              .map(([t, x]) => `${t}: ${x}`)
+              .join('; ')}): nested guests on this boot are stuck`,
+          );
         break;
       case 'done':
         sawDone = true;
@@ -184,6 +195,7 @@ export function formatKernelRun(r: KernelRun, verbose = false): string {
     lines.push(`      ${sc.status.toUpperCase().padEnd(7)} ${sc.name}  (${sc.file}, ${sc.backend} ${sc.kernel})${sc.reason ? `: ${sc.reason}` : ''}`);
   }
   for (const [why, n] of skips) lines.push(`      SKIPPED ${n} scenario${n === 1 ? '' : 's'}: ${why}`);
+  if (r.retried) lines.push(`      RETRIED: ${r.retried}`);
   for (const p of r.problems) lines.push(`      problem: ${p}`);
   if (!r.ok) {
     lines.push(`      logs: ${r.runDir}/console.log, ${r.runDir}/data.jsonl`);

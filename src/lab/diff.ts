@@ -136,6 +136,7 @@ export function formatLabDiff(r: LabDiffResult): string {
     `      generated in ${r.generateSeconds.toFixed(1)} s; ${t.kernelCached ? 'cached kernel' : `kernel built in ${t.buildSeconds ?? '?'} s`}, boot ${t.bootSeconds?.toFixed(1) ?? '?'} s, ` +
       `sequences ${r.vmSeconds.toFixed(1)} s, wall ${t.wallSeconds.toFixed(1)} s`,
   );
+  if (r.run.retried) lines.push(`      RETRIED: ${r.run.retried}`);
   for (const d of r.divergences) lines.push(`      divergence in sequence ${d.index}: ${d.divergence.message.slice(0, 300)}`);
   for (const p of r.run.problems) lines.push(`      problem: ${p}`);
   if (!r.run.ok) {

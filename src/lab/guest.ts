@@ -35,6 +35,8 @@ export interface Job {
    * inside the VM still brings back what the command said (the host's timeout would lose it).
    */
   commandTimeoutMs?: number;
+  /** Run a halting guest on each VM type before the commands; stop if one does not exit. */
+  canary?: boolean;
 }
 
 /** Keep serial traffic small: passed scenarios report their step count, others every step. */
@@ -85,6 +87,17 @@ async function main(jobPath: string): Promise<number> {
       bad = true;
     }
   }
+  // A guest that only halts, on each VM type: under TCG a boot has come up whose nested guests
+  // never exit (every KVM_RUN hits the deadline). That is the machine, not the kernel under test;
+  // the host boots again once when it sees this record fail (src/lab/index.ts runJob).
+  if (job.canary) {
+    const c = await canary();
+    emit({ t: 'canary', ...c });
+    if (!c.ok) {
+      emit({ t: 'done', seconds: (Date.now() - t0) / 1000, uptime: uptime() });
+      return 1;
+    }
+  }
   for (const c of job.commands) {
     const s = Date.now();
     const r = spawnSync(process.execPath, [CLI, ...c.argv], {
@@ -133,6 +146,29 @@ async function main(jobPath: string): Promise<number> {
   if (after) emit({ t: 'kernel-log', warnings: after.slice(before?.length ?? 0).filter((l) => KERNEL_SPLAT.test(l)) });
   emit({ t: 'done', seconds: (Date.now() - t0) / 1000, uptime: uptime() });
   return bad ? 1 : 0;
+}
+
+const CANARY_DEADLINE_MS = 20_000;
+
+async function canary(): Promise<{ ok: boolean; results: Record<string, string>; seconds: number }> {
+  const t0 = Date.now();
+  const { openKvm } = await import('../kvm/index.js');
+  const results: Record<string, string> = {};
+  let ok = true;
+  for (const type of ['default', 'sw_protected'] as const) {
+    const kvm = openKvm('/dev/kvm', { runTimeoutMs: CANARY_DEADLINE_MS });
+    try {
+      const vcpu = kvm.createVm(type).createVcpu(0);
+      vcpu.load([{ op: 'hlt' }]);
+      results[type] = vcpu.run().reason;
+    } catch (e) {
+      results[type] = (e as Error).message.split('\n')[0] ?? String(e);
+    } finally {
+      kvm.close();
+    }
+    if (results[type] !== 'hlt') ok = false;
+  }
+  return { ok, results, seconds: (Date.now() - t0) / 1000 };
 }
 
 const self = fileURLToPath(import.meta.url);

@@ -37,9 +37,7 @@ for (const kernel of KERNEL_IDS) {
       }
       let r: Awaited<ReturnType<typeof labDiff>>[number];
       try {
-        [r] = (await labDiff([kernel], { runs: c.runs, seed: 20261124, steps: 30, vmType: c.vmType, progress: createProgress(process.stderr) })) as [
-          typeof r,
-        ];
+        [r] = (await labDiff([kernel], { runs: c.runs, seed: 20261124, steps: 30, vmType: c.vmType, progress: createProgress(process.stderr) })) as [typeof r];
       } catch (e) {
         if (e instanceof LabError && e.stage === 'fetch') {
           skipLoudly(t, `kernel ${kernel} source: ${e.message}`);

@@ -279,3 +279,58 @@ test('collect: records fold into a verdict with the reasons', () => {
   assert.match(hung.problems.join('\n'), /its stderr: RangeError: more than 511 reads$/m);
   assert.match(formatKernelRun(hung), /SKIPPED 2 scenarios: requires memory_attributes/);
 });
+
+test('collect: a stuck boot (the canary guest never exits) and a diff command that found divergences', () => {
+  const timings = { kernelCached: true, packSeconds: 0.1, wallSeconds: 3 };
+  const base = { kernel: '7.3', sourceVersion: '7.3.4-1', backend: 'kvm', runDir: '/r', timings };
+  const probe = { t: 'probe', device: '/dev/kvm', open: { ok: 3 }, swProtectedVm: true };
+  const stuck = fold(
+    [
+      { t: 'hello', release: '7.3.4' },
+      probe,
+      { t: 'canary', ok: false, results: { default: 'hlt', sw_protected: 'KVM_RUN: EINTR: no exit within 20000 ms' }, seconds: 20 },
+      { t: 'done', seconds: 21 },
+      { t: 'exit', rc: 1 },
+    ],
+    base,
+  );
+  assert.equal(stuck.ok, false);
+  assert.match(stuck.problems.join('\n'), /a guest that only halts did not exit \(default: hlt; sw_protected: KVM_RUN: EINTR: no exit within 20000 ms\)/);
+  stuck.retried = 'boot 1: a halting guest did not exit; booted again';
+  assert.match(formatKernelRun(stuck), /RETRIED: boot 1: a halting guest did not exit/);
+
+  // exit 1 from `guestmem diff --batch` means "ran to the end, found divergences": not a lab problem
+  const diff = fold(
+    [
+      { t: 'hello', release: '7.3.4' },
+      probe,
+      { t: 'canary', ok: true, results: { default: 'hlt', sw_protected: 'hlt' }, seconds: 1 },
+      { t: 'diff-sequence', index: 0, steps: 9, uncompared: 0, ms: 40 },
+      { t: 'command', label: 'diff', argv: ['diff', '--batch', 'b.json'], status: 1, signal: null, seconds: 1, okStatuses: [0, 1] },
+      { t: 'kernel-log', warnings: [] },
+      { t: 'done', seconds: 2 },
+      { t: 'exit', rc: 0 },
+    ],
+    base,
+  );
+  assert.equal(diff.ok, true, diff.problems.join('; '));
+  const crashed = fold(
+    [
+      { t: 'hello', release: '7.3.4' },
+      {
+        t: 'command',
+        label: 'diff',
+        argv: ['diff', '--batch', 'b.json'],
+        status: 2,
+        signal: null,
+        seconds: 1,
+        okStatuses: [0, 1],
+        stderr: 'guestmem: b.json: not JSON',
+      },
+      { t: 'done', seconds: 2 },
+      { t: 'exit', rc: 1 },
+    ],
+    base,
+  );
+  assert.match(crashed.problems.join('\n'), /guestmem diff --batch b\.json exited with 2[\s\S]*its stderr: guestmem: b\.json: not JSON/);
+});
