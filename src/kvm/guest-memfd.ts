@@ -22,6 +22,8 @@ export class KvmGuestMemfd implements GuestMemfd, FdOwner {
   private readonly files: KvmFiles;
   private readonly session: Session;
   private open = true;
+  /** our fd was closed by a close(2) on its number elsewhere, and close() has not said so yet */
+  private fdLost = false;
 
   /** Adopt `fd`, just returned by KVM_CREATE_GUEST_MEMFD with these arguments. */
   constructor(fd: number, size: bigint, flags: bigint, files: KvmFiles, session: Session) {
@@ -80,6 +82,12 @@ export class KvmGuestMemfd implements GuestMemfd, FdOwner {
   }
 
   close(): void {
+    if (this.fdLost) {
+      // close(2) on our number after someone else's close(2) of it: the kernel says EBADF (once;
+      // if the number now names another file, that file is not ours to close)
+      this.fdLost = false;
+      throw new KvmError('close', 'EBADF', `fd ${this.fd} was already closed by a close(2) on its number`);
+    }
     if (!this.open) return;
     this.open = false;
     this.session.untrack(this);
@@ -99,6 +107,7 @@ export class KvmGuestMemfd implements GuestMemfd, FdOwner {
   fdClosedElsewhere(): void {
     if (!this.open) return;
     this.open = false;
+    this.fdLost = true;
     this.session.untrack(this);
     releaseGmem(this.ref);
   }
