@@ -45,6 +45,7 @@ kvmTest("files.close on an object's fd: the object answers EBADF and never close
     const memfd = kvm.files.memfdCreate('reuses-the-number');
     assert.equal(memfd, g.fd, 'the kernel hands out the lowest free number');
     expectErrno(() => g.fallocate(KEEP, 0n, PS), 'EBADF');
+    expectErrno(() => g.close(), 'EBADF', 'close(2) of a number that was closed');
     g.close();
     assert.equal(kvm.files.fstat(memfd).size, 0n, 'the memfd that now holds the number is still open');
     // The same for a VM fd.
