@@ -14,11 +14,12 @@ import {
   replay,
   runBatch,
   runCampaign,
+  type SequenceMeta,
   type Side,
   UNCOMPARED_ACCESSES,
 } from '../diff/index.js';
 import { createModelKvm, getProfile, type KernelProfile, PROFILE_NAMES } from '../model/index.js';
-import { parseScenario, Session, type Step } from '../scenario/index.js';
+import { type Backend, modelBackend, parseScenario, Session, type Step, unmetRequirement } from '../scenario/index.js';
 import { kvmBackend, loadKvmModule } from './kvm-backend.js';
 import { UserError } from './run.js';
 
@@ -72,17 +73,24 @@ function summary(r: CampaignResult, divergences: number): string {
   return `${r.sequences} sequences, ${r.steps} steps, ${divergences} divergences, ${rate} steps/s${left} (seed ${r.seed})`;
 }
 
-/** A clear error, not a stack trace, when the reference cannot create the VM type at all. */
-function requireVmType(side: Side, vmType: VmType): void {
+/** Why the reference cannot create a VM of this type, if it cannot. */
+function vmTypeProblem(side: Side, vmType: VmType): string | undefined {
   let s: Session | undefined;
   try {
     s = new Session(side.open(), vmType);
+    return undefined;
   } catch (e) {
-    if (e instanceof KvmError) throw new UserError(`${side.name} cannot create a ${vmType} VM (${e.message}): choose another --vm-type`);
+    if (e instanceof KvmError) return `${side.name} cannot create a ${vmType} VM (${e.message})`;
     throw e;
   } finally {
     s?.close();
   }
+}
+
+/** A clear error, not a stack trace, when the reference cannot create the VM type at all. */
+function requireVmType(side: Side, vmType: VmType): void {
+  const why = vmTypeProblem(side, vmType);
+  if (why) throw new UserError(`${why}: choose another --vm-type`);
 }
 
 function readText(file: string): string {
@@ -204,10 +212,30 @@ async function runBatchFile(o: DiffOptions, file: string, out: (s: string) => vo
   const kernel = o.kernel ?? batch.kernel;
   if (!PROFILE_NAMES.includes(kernel as (typeof PROFILE_NAMES)[number])) throw new UserError(`${file}: kernel ${kernel} is not a model profile`);
   const { reference, candidate } = await sides({ ...o, kernel });
-  requireVmType(reference, batch.vmType);
+  if (!batch.meta) requireVmType(reference, batch.vmType);
+  // Sequences from scenario files carry their own VM type and requirements: the reference decides
+  // which it can run, as `guestmem run` would (the same requirement checks).
+  const facts: Backend = o.reference === 'kvm' ? await kvmBackend() : modelBackend({ kernel: getProfile(kernel === 'host' ? '6.18' : kernel) });
+  const vmTypes = new Map<VmType, string | undefined>();
+  const skip = (m: SequenceMeta & { vmType: VmType }): string | undefined => {
+    if (!vmTypes.has(m.vmType)) vmTypes.set(m.vmType, vmTypeProblem(reference, m.vmType));
+    const noVm = vmTypes.get(m.vmType);
+    if (noVm) return noVm;
+    for (const req of m.requires ?? []) {
+      const kvm = reference.open();
+      try {
+        const why = unmetRequirement(kvm, req, facts.numaNodes, facts.guest?.bind(facts));
+        if (why) return `requires ${req}: ${why}`;
+      } finally {
+        kvm.close();
+      }
+    }
+    return undefined;
+  };
   const t0 = Date.now();
   const total = runBatch(batch, reference, candidate, (r) => out(JSON.stringify(r)), {
     ...(o.shrinkBudget !== undefined && { shrinkBudget: o.shrinkBudget }),
+    ...(batch.meta && { skip }),
   });
   out(JSON.stringify({ t: 'diff-summary', ...total, ms: Date.now() - t0, reference: reference.name, candidate: candidate.name, seed: batch.seed }));
   return total.divergences ? 1 : 0;

@@ -81,12 +81,22 @@ export function registerLab(program: Command): void {
     .addOption(new Option('--timeout <seconds>', 'hard limit for one VM: boot, probe and scenarios').argParser(seconds).default(300))
     .addOption(buildTimeoutOption())
     .option('--no-probe', 'skip the raw /dev/kvm probe inside the VM')
+    .option('--no-lockstep', 'skip replaying the scenarios in lockstep against the model (guestmem diff --batch)')
     .option('--json', 'print the results as JSON')
     .option('-v, --verbose', 'list passed scenarios too')
     .action(
       (
         scenarios: string[],
-        o: { kernel?: string[]; backend: 'model' | 'kvm'; timeout: number; buildTimeout: number; probe: boolean; json?: boolean; verbose?: boolean },
+        o: {
+          kernel?: string[];
+          backend: 'model' | 'kvm';
+          timeout: number;
+          buildTimeout: number;
+          probe: boolean;
+          lockstep: boolean;
+          json?: boolean;
+          verbose?: boolean;
+        },
       ) =>
         guarded(async () => {
           const runs = await labRun({
@@ -96,6 +106,7 @@ export function registerLab(program: Command): void {
             timeoutMs: o.timeout * 1000,
             buildTimeoutMs: o.buildTimeout * 1000,
             noProbe: !o.probe,
+            lockstep: o.lockstep,
             progress: createProgress(),
           });
           if (o.json) out(JSON.stringify(runs, null, 2));

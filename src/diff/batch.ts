@@ -8,7 +8,7 @@
  */
 import fc from 'fast-check';
 import type { VmType } from '../api.js';
-import { parseScenario, ScenarioError, Session, type Step } from '../scenario/index.js';
+import { parseScenario, type Scenario, ScenarioError, Session, type Step } from '../scenario/index.js';
 import type { Side } from './campaign.js';
 import { commandArbitraries, emptyDiffModel } from './commands.js';
 import { Divergence, Pair } from './pair.js';
@@ -22,6 +22,17 @@ export interface SequenceBatch {
   vmType: VmType;
   attributes: boolean;
   sequences: Step[][];
+  /**
+   * Per sequence, where it came from (a scenario file replayed in lockstep, `guestmem lab run`):
+   * its name, its own VM type, and what it requires of the kernel (scenario `requires`).
+   */
+  meta?: SequenceMeta[];
+}
+
+export interface SequenceMeta {
+  name: string;
+  vmType?: VmType;
+  requires?: string[];
 }
 
 export interface GenerateOptions {
@@ -140,6 +151,10 @@ export function shrinkSequence(
 export interface SequenceResult {
   t: 'diff-sequence';
   index: number;
+  /** the sequence's name (meta), when it has one */
+  name?: string;
+  /** why the sequence was not run here (a requirement this kernel does not meet) */
+  skipped?: string;
   steps: number;
   uncompared: number;
   ms: number;
@@ -162,19 +177,28 @@ export function runBatch(
   reference: Side,
   candidate: Side,
   emit: (r: SequenceResult) => void,
-  opts: { shrinkBudget?: number } = {},
-): { sequences: number; steps: number; uncompared: number; divergences: number } {
-  const total = { sequences: 0, steps: 0, uncompared: 0, divergences: 0 };
+  opts: { shrinkBudget?: number; skip?: (meta: SequenceMeta & { vmType: VmType }) => string | undefined } = {},
+): { sequences: number; steps: number; uncompared: number; divergences: number; skipped: number } {
+  const total = { sequences: 0, steps: 0, uncompared: 0, divergences: 0, skipped: 0 };
   batch.sequences.forEach((steps, index) => {
     const t0 = Date.now();
-    const r = replaySteps(steps, reference, candidate, batch.vmType);
+    const meta = batch.meta?.[index];
+    const vmType = meta?.vmType ?? batch.vmType;
+    const named = meta ? { name: meta.name } : {};
+    const skipped = opts.skip?.({ ...(meta ?? { name: `sequence ${index}` }), vmType });
+    if (skipped) {
+      total.skipped++;
+      emit({ t: 'diff-sequence', index, ...named, skipped, steps: 0, uncompared: 0, ms: 0 });
+      return;
+    }
+    const r = replaySteps(steps, reference, candidate, vmType);
     total.sequences++;
     total.steps += r.steps;
     total.uncompared += r.uncompared;
-    const result: SequenceResult = { t: 'diff-sequence', index, steps: r.steps, uncompared: r.uncompared, ms: 0 };
+    const result: SequenceResult = { t: 'diff-sequence', index, ...named, steps: r.steps, uncompared: r.uncompared, ms: 0 };
     if (r.divergence && r.at !== undefined) {
       total.divergences++;
-      const s = shrinkSequence(steps, { divergence: r.divergence, at: r.at }, (c) => replaySteps(c, reference, candidate, batch.vmType), opts.shrinkBudget);
+      const s = shrinkSequence(steps, { divergence: r.divergence, at: r.at }, (c) => replaySteps(c, reference, candidate, vmType), opts.shrinkBudget);
       const d = s.divergence;
       result.divergence = { message: d.message, what: d.what, reference: d.reference, candidate: d.candidate, at: r.at, shrunk: s.steps, replays: s.replays };
     }
@@ -196,7 +220,17 @@ export function parseBatch(text: string, name: string): SequenceBatch {
   if (!b || typeof b !== 'object' || b.format !== 'guestmem-diff-batch/1')
     throw new ScenarioError(`${name}: not a guestmem diff batch (format guestmem-diff-batch/1)`);
   if (!Array.isArray(b.sequences) || !b.sequences.every(Array.isArray)) throw new ScenarioError(`${name}: "sequences" must be an array of step arrays`);
-  if (b.vmType !== 'default' && b.vmType !== 'sw_protected') throw new ScenarioError(`${name}: "vmType" must be default or sw_protected`);
+  const vmTypeOk = (t: unknown) => t === 'default' || t === 'sw_protected';
+  if (!vmTypeOk(b.vmType)) throw new ScenarioError(`${name}: "vmType" must be default or sw_protected`);
+  if (b.meta !== undefined) {
+    if (!Array.isArray(b.meta) || b.meta.length !== b.sequences.length) throw new ScenarioError(`${name}: "meta" must have one entry per sequence`);
+    b.meta.forEach((m, i) => {
+      if (!m || typeof m.name !== 'string') throw new ScenarioError(`${name}: meta[${i}].name must be a string`);
+      if (m.vmType !== undefined && !vmTypeOk(m.vmType)) throw new ScenarioError(`${name}: meta[${i}].vmType must be default or sw_protected`);
+      if (m.requires !== undefined && !(Array.isArray(m.requires) && m.requires.every((r) => typeof r === 'string')))
+        throw new ScenarioError(`${name}: meta[${i}].requires must be an array of strings`);
+    });
+  }
   if (typeof b.kernel !== 'string' || typeof b.seed !== 'number') throw new ScenarioError(`${name}: "kernel" (string) and "seed" (number) are required`);
   // every step through the scenario schema, so a hand-edited batch fails here with the step named
   // (an empty sequence is valid: it runs only the first step)
@@ -204,4 +238,30 @@ export function parseBatch(text: string, name: string): SequenceBatch {
     steps.length ? parseScenario(JSON.stringify({ name: `sequence ${i}`, steps }), `${name} sequence ${i}`).steps : [],
   );
   return { ...(b as SequenceBatch), attributes: b.attributes === true, sequences };
+}
+
+/**
+ * Scenario files as a batch, to replay in lockstep against the model (what `guestmem lab run` does
+ * after judging their expectations): every step of every scenario compared, expectations ignored,
+ * so a scenario written for another kernel is a comparison too. Scenarios of a model-only design or
+ * of a VM type the batch cannot carry are left out, each with the reason.
+ */
+export function scenariosBatch(
+  kernel: string,
+  scenarios: readonly { name: string; scenario: Scenario }[],
+): { batch: SequenceBatch; left: { name: string; reason: string }[] } {
+  const sequences: Step[][] = [];
+  const meta: SequenceMeta[] = [];
+  const left: { name: string; reason: string }[] = [];
+  for (const { name, scenario: sc } of scenarios) {
+    const vmType = sc.vm?.type ?? 'default';
+    if (sc.design) left.push({ name, reason: `design ${sc.design}: a model variant, not a kernel` });
+    else if (vmType !== 'default' && vmType !== 'sw_protected')
+      left.push({ name, reason: `a ${vmType} VM: the lockstep comparison covers default and sw_protected VMs` });
+    else {
+      sequences.push(sc.steps.map((s) => ({ ...s, expect: undefined }) as Step));
+      meta.push({ name, vmType, ...(sc.requires?.length && { requires: [...sc.requires] }) });
+    }
+  }
+  return { batch: { format: 'guestmem-diff-batch/1', seed: 0, kernel, vmType: 'default', attributes: false, sequences, meta }, left };
 }

@@ -7,7 +7,9 @@ export {
   replaySteps,
   runBatch,
   type SequenceBatch,
+  type SequenceMeta,
   type SequenceResult,
+  scenariosBatch,
   shrinkSequence,
 } from './batch.js';
 export { type CampaignOptions, type CampaignResult, counterexampleScenario, replay, runCampaign, type Side } from './campaign.js';

@@ -41,6 +41,13 @@ export interface CommandRecord {
   timedOut?: boolean;
 }
 
+export interface LockstepSummary {
+  total: number;
+  agreed: number;
+  diverged: { name: string; message: string; shrunk: unknown[] }[];
+  skipped: { name: string; reason: string }[];
+}
+
 export interface KernelRun {
   kernel: string;
   /** Debian source version of the kernel that booted. */
@@ -59,6 +66,8 @@ export interface KernelRun {
   errors: { stage: string; message: string }[];
   runDir: string;
   consoleTail?: string;
+  /** the scenarios replayed in lockstep against the model under this kernel's profile */
+  lockstep?: LockstepSummary;
   /** why the VM was booted a second time (a boot whose halting guest never exited), if it was */
   retried?: string;
   /** every record as it came, for callers that read their own (diff-sequence); not in result.json */
@@ -183,6 +192,18 @@ export function formatKernelRun(r: KernelRun, verbose = false): string {
     lines.push(
       `      guestmem ${c.argv.filter((a) => !a.endsWith('.json') && !a.endsWith('.yaml')).join(' ')}: ${s ? `${s.passed} passed, ${s.failed} failed, ${s.skipped} skipped` : `exit ${c.status}`} (${secs(c.seconds)})`,
     );
+  }
+  if (r.lockstep) {
+    const l = r.lockstep;
+    lines.push(
+      `      lockstep with model ${r.kernel}: ${l.agreed} scenarios agreed step by step, ${l.diverged.length} diverged, ${l.skipped.length} not replayed`,
+    );
+    const why = new Map<string, number>();
+    for (const x of l.skipped) {
+      const reason = x.reason.replace(/^requires (\S+):.*/, 'requires $1');
+      why.set(reason, (why.get(reason) ?? 0) + 1);
+    }
+    if (verbose) for (const [w, n] of why) lines.push(`        not replayed: ${n} x ${w}`);
   }
   const skips = new Map<string, number>();
   for (const sc of r.scenarios) {

@@ -6,9 +6,11 @@
  */
 import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { type SequenceBatch, type SequenceResult, scenariosBatch } from '../diff/index.js';
+import { parseScenario, type Scenario } from '../scenario/index.js';
 import { boot } from './boot.js';
 import { buildKernel, type KernelBuild } from './build.js';
-import { fold, type KernelRun, type LabRecord } from './collect.js';
+import { fold, type KernelRun, type LabRecord, type LockstepSummary } from './collect.js';
 import { alive, awaitCleanups, cacheDir, ensureDir, KERNEL_IDS, kernelSpec, LabError, ROOT, tail, writeJson } from './env.js';
 import type { Job, JobCommand } from './guest.js';
 import { packApp, packBase, placeScenarios, writeInitrd } from './pack.js';
@@ -46,6 +48,11 @@ export interface LabRunOptions extends LabCommonOptions {
   timeoutMs?: number;
   /** Skip the raw /dev/kvm probe. */
   noProbe?: boolean;
+  /**
+   * After judging the scenarios' expectations, replay every runnable one in lockstep against the
+   * model under this kernel's profile (`guestmem diff --batch`): default true with the kvm backend.
+   */
+  lockstep?: boolean;
   memoryMiB?: number;
 }
 
@@ -101,6 +108,37 @@ export function expandScenarios(args: readonly string[]): string[] {
   return [...new Set(out)];
 }
 
+const LOCKSTEP_BATCH = 'lab/lockstep-batch.json';
+
+/** The scenario files, parsed on the host, named by their path inside /app (as the results name them). */
+function parseForLockstep(placed: Map<string, string>): { name: string; scenario: Scenario }[] {
+  const out: { name: string; scenario: Scenario }[] = [];
+  for (const [host, inside] of placed) {
+    try {
+      out.push({ name: inside, scenario: parseScenario(readFileSync(host, 'utf8'), inside) });
+    } catch (e) {
+      throw new LabError('args', (e as Error).message);
+    }
+  }
+  return out;
+}
+
+/** The lockstep replay's records into the run: a divergence is a problem, skips keep their reasons. */
+function foldLockstep(run: KernelRun, batch: SequenceBatch, left: { name: string; reason: string }[], k: string): void {
+  const results = (run.records ?? []).filter((r) => r.t === 'diff-sequence') as unknown as SequenceResult[];
+  const lock: LockstepSummary = { agreed: 0, diverged: [], skipped: [...left], total: batch.sequences.length + left.length };
+  for (const r of results) {
+    const name = r.name ?? `sequence ${r.index}`;
+    if (r.skipped) lock.skipped.push({ name, reason: r.skipped });
+    else if (r.divergence) lock.diverged.push({ name, message: r.divergence.message, shrunk: r.divergence.shrunk });
+    else lock.agreed++;
+  }
+  run.lockstep = lock;
+  for (const d of lock.diverged) run.problems.push(`lockstep with model ${k}: ${d.name}: ${d.message}`);
+  if (run.ok && results.length < batch.sequences.length) run.problems.push(`lockstep: only ${results.length} of ${batch.sequences.length} scenarios came back`);
+  run.ok = run.problems.length === 0;
+}
+
 function runId(kernel: string): string {
   const d = new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '');
   return `${d}-${kernel}-${process.pid}`;
@@ -121,22 +159,30 @@ export async function labRun(o: LabRunOptions = {}): Promise<KernelRun[]> {
   const backend = o.backend ?? DEFAULT_GUEST_BACKEND;
   const files = expandScenarios(o.scenarios?.length ? o.scenarios : [join(ROOT, 'scenarios')]);
   const placed = placeScenarios(files);
+  const lockstep = (o.lockstep ?? true) && backend === 'kvm';
+  const parsed = lockstep ? parseForLockstep(placed) : [];
   const results: KernelRun[] = [];
   for (const k of kernelsOf(o)) {
     let scenarios = 0;
-    results.push(
-      await runJob(k, o, {
-        commands: [{ label: 'run', argv: ['run', '--backend', backend, '--json', ...placed.values()], parse: 'run-json' }],
-        scenarios: placed,
-        backend,
-        describe: `guestmem run --backend ${backend} (${files.length} files)`,
-        onRecord: (rec, progress) => {
-          if (rec.t !== 'scenario') return;
-          scenarios++;
-          progress.update(`${scenarios} scenario results`);
-        },
-      }),
-    );
+    let replays = 0;
+    const { batch, left } = scenariosBatch(k, parsed);
+    const commands: JobCommand[] = [{ label: 'run', argv: ['run', '--backend', backend, '--json', ...placed.values()], parse: 'run-json' }];
+    // exit 1 = some scenario diverged: it ran to the end, its records say which
+    if (lockstep) commands.push({ label: 'lockstep', argv: ['diff', '--batch', `/${LOCKSTEP_BATCH}`, '--kernel', k], parse: 'lines', okStatuses: [0, 1] });
+    const run = await runJob(k, o, {
+      commands,
+      scenarios: placed,
+      ...(lockstep && { files: [{ at: LOCKSTEP_BATCH, content: JSON.stringify(batch) }] }),
+      backend,
+      describe: `guestmem run --backend ${backend} (${files.length} files)`,
+      onRecord: (rec, progress) => {
+        if (rec.t === 'scenario') progress.update(`${++scenarios} scenario results`);
+        if (rec.t === 'diff-sequence')
+          progress.update(`${scenarios} scenario results; ${++replays}/${batch.sequences.length} replayed in lockstep with model ${k}`);
+      },
+    });
+    if (lockstep) foldLockstep(run, batch, left, k);
+    results.push(run);
   }
   await awaitCleanups();
   return results;

@@ -66,8 +66,6 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
     if (vm.type === 'default' || vm.type === 'sw_protected') mmu.mmioSptes.set(gfn, vm.memslots.generation);
     return { kind: 'mmio' };
   }
-  // write to a read-only slot: emulated, reaches userspace as an MMIO write
-  if (write && slot.flags & KVM_MEM_READONLY) return { kind: 'mmio' };
 
   let page: Uint8Array;
   let source: Spte['source'];
@@ -85,6 +83,11 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
     if (isPrivate) vm.platform?.prepare(page, gfn, file, index);
     source = { kind: 'gmem', file, index };
   } else {
+    // a shared write to a read-only slot: hva_to_pfn answers KVM_PFN_ERR_RO_FAULT, which
+    // kvm_handle_error_pfn emulates (userspace sees an MMIO write). Only shared faults get here: a
+    // private write to a read-only slot (which cannot have guest_memfd) is a memory-fault exit
+    // above (found by the lab's diff, seed 101).
+    if (write && slot.flags & KVM_MEM_READONLY) return { kind: 'mmio' };
     // __kvm_faultin_pfn -> hva_to_pfn: the host mapping at userspace_addr. A failure is
     // KVM_PFN_ERR_FAULT, which kvm_handle_error_pfn turns into a bare -EFAULT: no
     // KVM_EXIT_MEMORY_FAULT, whatever KVM_CAP_MEMORY_FAULT_INFO suggests (the lab's diff on 6.12

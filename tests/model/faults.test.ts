@@ -342,3 +342,13 @@ test('MMIO SPTE: a slot created over the GFN replaces it with a real mapping', (
   assert.deepEqual(runProgram(vcpu, [read(0x2008n, 1), hlt]).reads, [0x5an]);
   assert.equal(k.mmu.mmioSptes.has(2), false);
 });
+
+test('G2 (lab): a private write to a read-only slot is a private memory-fault exit; a shared one is emulated MMIO', () => {
+  const { vm } = setup('7.3', 'sw_protected');
+  const host = vm.mmapAnonymous(4n * PS);
+  vm.setUserMemoryRegion2(region({ slot: 2, flags: 2, guestPhysAddr: 0n, memorySize: 4n * PS, userspaceAddr: host.addr }));
+  setPrivate(vm, 2n * PS, PS);
+  const vcpu = vm.createVcpu(0);
+  assertMemoryFault(runProgram(vcpu, [write(2n * PS + 16n, 12n, 1), hlt]), { gpa: 2n * PS, flags: PRIVATE });
+  assert.equal(runProgram(vcpu, [write(3n * PS + 16n, 12n, 1), hlt]).reason, 'mmio');
+});
