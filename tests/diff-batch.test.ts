@@ -79,3 +79,36 @@ test('a bad batch file is refused with the problem named', () => {
   bad(JSON.stringify({ ...ok, sequences: [[], [{ op: 'fallocate', fd: 'g' }]] }), /b\.json sequence 1: steps\[0\]/);
   assert.deepEqual(parseBatch(JSON.stringify(ok), 'b.json').sequences, [[]], 'an empty sequence is valid');
 });
+
+test('scenario files as a batch: designs and SNP/TDX VMs are left out with the reason; requirements reach the skip hook', async () => {
+  const { readFileSync, readdirSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const { parseScenario } = await import('../src/scenario/index.js');
+  const { scenariosBatch } = await import('../src/diff/index.js');
+  const { ROOT } = await import('./support/files.js');
+  const files = ['scenarios/v7', 'scenarios/coco', 'scenarios/kernel-selftests'].flatMap((d) =>
+    readdirSync(join(ROOT, d))
+      .filter((f) => f.endsWith('.json'))
+      .map((f) => `${d}/${f}`),
+  );
+  const parsed = files.map((name) => ({ name, scenario: parseScenario(readFileSync(join(ROOT, name), 'utf8'), name) }));
+  const { batch, left } = scenariosBatch('7.3', parsed);
+  assert.equal(batch.sequences.length + left.length, files.length);
+  assert.ok(left.some((l) => l.name.startsWith('scenarios/v7/') && /design v7/.test(l.reason)));
+  assert.ok(left.some((l) => /a (snp|tdx) VM/.test(l.reason)));
+  assert.ok(!left.some((l) => l.name.includes('kernel-selftests')), 'every selftest scenario is replayed');
+  assert.ok(
+    batch.sequences.flat().every((s) => s.expect === undefined),
+    'expectations are not part of a replay',
+  );
+  const back = parseBatch(JSON.stringify(batch), 'b.json');
+  const seen: SequenceResult[] = [];
+  const total = runBatch(back, correct, correct, (r) => seen.push(r), {
+    skip: (m) => (m.requires?.some((r) => r.startsWith('numa_nodes')) ? 'one NUMA node here' : undefined),
+  });
+  assert.equal(total.divergences, 0);
+  assert.ok(total.skipped >= 2, 'GM-13/14 need two NUMA nodes');
+  const pf4 = seen.find((r) => r.name === 'scenarios/kernel-selftests/PF-4.json');
+  assert.ok(pf4 && !pf4.skipped && pf4.steps > 10, 'PF-4 replayed on a default VM');
+  assert.ok(seen.find((r) => r.name?.endsWith('GM-13.json'))?.skipped === 'one NUMA node here');
+});

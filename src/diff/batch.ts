@@ -91,20 +91,24 @@ export interface ReplayOutcome {
   at?: number;
 }
 
-/** Replay steps on both sides in lockstep, from a fresh KVM each (campaign.ts's start, then the steps). */
-export function replaySteps(steps: readonly Step[], reference: Side, candidate: Side, vmType: VmType): ReplayOutcome {
+/**
+ * Replay steps on both sides in lockstep, from a fresh KVM each: campaign.ts's first step, then the
+ * steps. A scenario file starts as it does in `guestmem run`, without the first step (`bare`).
+ */
+export function replaySteps(steps: readonly Step[], reference: Side, candidate: Side, vmType: VmType, bare = false): ReplayOutcome {
   const a = new Session(reference.open(), vmType);
   const b = new Session(candidate.open(), vmType);
   const pair = new Pair(a, b);
   const m = emptyDiffModel();
+  const first = bare ? 0 : 1;
   try {
-    pair.apply(FIRST_STEP, m);
+    if (!bare) pair.apply(FIRST_STEP, m);
     for (const s of steps) pair.apply({ ...s, expect: undefined } as Step, m);
     return { steps: pair.steps, uncompared: pair.uncompared };
   } catch (e) {
     if (!(e instanceof Divergence)) throw e;
     // pair.steps counts the diverging step; the first step is not in `steps`
-    return { steps: pair.steps, uncompared: pair.uncompared, divergence: e, at: pair.steps - 2 };
+    return { steps: pair.steps, uncompared: pair.uncompared, divergence: e, at: pair.steps - 1 - first };
   } finally {
     a.close();
     b.close();
@@ -191,14 +195,16 @@ export function runBatch(
       emit({ t: 'diff-sequence', index, ...named, skipped, steps: 0, uncompared: 0, ms: 0 });
       return;
     }
-    const r = replaySteps(steps, reference, candidate, vmType);
+    // sequences from scenario files (meta) start as the scenario does
+    const bare = meta !== undefined;
+    const r = replaySteps(steps, reference, candidate, vmType, bare);
     total.sequences++;
     total.steps += r.steps;
     total.uncompared += r.uncompared;
     const result: SequenceResult = { t: 'diff-sequence', index, ...named, steps: r.steps, uncompared: r.uncompared, ms: 0 };
     if (r.divergence && r.at !== undefined) {
       total.divergences++;
-      const s = shrinkSequence(steps, { divergence: r.divergence, at: r.at }, (c) => replaySteps(c, reference, candidate, vmType), opts.shrinkBudget);
+      const s = shrinkSequence(steps, { divergence: r.divergence, at: r.at }, (c) => replaySteps(c, reference, candidate, vmType, bare), opts.shrinkBudget);
       const d = s.divergence;
       result.divergence = { message: d.message, what: d.what, reference: d.reference, candidate: d.candidate, at: r.at, shrunk: s.steps, replays: s.replays };
     }

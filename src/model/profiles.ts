@@ -107,6 +107,10 @@ const v6_12: KernelProfile = {
   version: '6.12',
   preFault: 'tdp',
   preFaultObsoleteRootSpins: true,
+  // "KVM: Disallow toggling KVM_MEM_GUEST_MEMFD on an existing memslot" (Dec 2025, Cc stable) is in
+  // 6.12.117, the lab's 6.12 (found by the lab's diff, seed 303); 6.12 releases before it accepted
+  // the toggle, as 6.8 does here
+  rejectGmemFlagToggle: true,
 };
 
 const v6_18: KernelProfile = {

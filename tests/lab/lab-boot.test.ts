@@ -94,6 +94,15 @@ for (const kernel of KERNEL_IDS) {
     // the private-memory selftests need SW_PROTECTED VMs: the lab is where they run
     const passed = new Set(run.scenarios.filter((s) => s.status === 'passed').map((s) => s.file.replace(/^.*scenarios\//, '')));
     for (const f of MUST_PASS[kernel] ?? []) assert.ok(passed.has(f), `${f} did not pass in the lab\n${report}`);
+    // every runnable scenario replayed step by step against the model under this kernel's profile
+    const lock = run.lockstep;
+    assert.ok(lock, report);
+    assert.deepEqual(
+      lock.diverged.map((d) => `${d.name}: ${d.message}`),
+      [],
+      report,
+    );
+    assert.ok(lock.agreed >= passed.size, `only ${lock.agreed} scenarios replayed in lockstep\n${report}`);
     assert.equal(run.ok, true, report);
   });
 }
