@@ -4,7 +4,7 @@
  * pack (initramfs: busybox, Node, node_modules, dist, scenarios), boot (QEMU, hard timeout),
  * collect (JSON lines from the VM's data serial port).
  */
-import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { type SequenceBatch, type SequenceResult, scenariosBatch } from '../diff/index.js';
 import { parseScenario, type Scenario } from '../scenario/index.js';
@@ -146,6 +146,14 @@ function runId(kernel: string): string {
   return `${d}-${kernel}-${process.pid}`;
 }
 
+function renameQuietly(from: string, to: string): void {
+  try {
+    renameSync(from, to);
+  } catch {
+    // the boot wrote no such log
+  }
+}
+
 /** Keep the newest runs' logs; drop the initrd an interrupted run left behind. */
 function pruneRuns(dir: string): void {
   const names = readdirSync(dir).sort();
@@ -278,6 +286,8 @@ export async function runJob(k: string, o: LabRunOptions, j: LabJob): Promise<Ke
         .map(([t, r]) => `${t}: ${r}`)
         .join('; ')}); booted again`;
       retried = retried ? `${retried}; ${why}` : why;
+      // keep the stuck boot's logs beside the next one's, for whoever looks for the cause
+      for (const f of ['console.log', 'data.jsonl']) renameQuietly(join(runDir, f), join(runDir, f.replace('.', `.boot${attempt}.`)));
       progress.done(`boot ${k}: ${why}`);
       progress.stage(`boot ${k}`, `qemu: ${build.version} (boot ${attempt + 1})`);
     }
