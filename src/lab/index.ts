@@ -278,7 +278,7 @@ export async function runJob(k: string, o: LabRunOptions, j: LabJob): Promise<Ke
         },
       });
       // A boot whose nested guests never exit (under TCG, about one boot in eight on this 2-core
-      // machine, more under load; the guest runs off into zeroed memory) says nothing about the
+      // machine, more under load; the vCPU never fetches its first instruction) says nothing about the
       // kernel: boot again, up to BOOT_ATTEMPTS times in all, and say so in the result.
       const c = records.find((r) => r.t === 'canary');
       if (attempt >= BOOT_ATTEMPTS || !c || c.ok) break;
