@@ -124,6 +124,16 @@ test('diff --batch: a bad batch file is one line on stderr, exit 2; --lab with a
   assert.equal(r.code, 2);
   assert.match(r.err, /^guestmem: .*not-a-batch\.json: not a guestmem diff batch/);
   assert.doesNotMatch(r.err, /\n\s+at /);
+  for (const [args, want] of [
+    [['--lab', '7.3', '--batch', f], /--lab and --batch exclude each other/],
+    [['--self-test', '--lab', '7.3'], /--self-test and --lab exclude each other/],
+    [['--batch', f, '--replay', f], /--batch replays its own sequences: drop --replay and --path/],
+    [['--lab', '7.3', '--timeout', '0'], /--timeout.*expected a positive integer/],
+  ] as const) {
+    const c = cli('diff', ...args);
+    assert.equal(c.code, 2, c.err);
+    assert.match(c.err, want);
+  }
   const l = cli('diff', '--lab', '5.4');
   assert.equal(l.code, 2);
   assert.match(l.err, /--lab: unknown lab kernel '5\.4' \(choose from 6\.12, 7\.3, or all\)/);

@@ -101,7 +101,15 @@ function readText(file: string): string {
   }
 }
 
+/** The modes of `guestmem diff` that exclude each other, named as the user typed them. */
+function checkModes(o: DiffOptions): void {
+  const modes = [o.selfTest && '--self-test', o.lab !== undefined && '--lab', o.batch !== undefined && '--batch'].filter(Boolean);
+  if (modes.length > 1) throw new UserError(`${modes.join(' and ')} exclude each other`);
+  if (o.batch !== undefined && (o.replay || o.path)) throw new UserError('--batch replays its own sequences: drop --replay and --path');
+}
+
 export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise<number> {
+  checkModes(o);
   if (o.selfTest) return selfTest(o, out);
   if (o.lab !== undefined) return runLabDiff(o, out);
   if (o.batch !== undefined) return runBatchFile(o, o.batch, out);

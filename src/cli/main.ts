@@ -82,7 +82,7 @@ program
   .option('--lab <kernels>', 'hold the model against lab kernels under QEMU instead (6.12, 7.3, comma-separated, or all)')
   .option('--batch <file>', 'replay a batch of generated sequences (what --lab runs inside the VM); JSON lines out')
   .option('--shrink-budget <n>', 'most replays spent shrinking one divergence (--batch, --lab)', parseIntArg)
-  .option('--timeout <seconds>', 'hard limit for one lab VM (--lab)', parseIntArg, 600)
+  .option('--timeout <seconds>', 'hard limit for one lab VM (--lab)', positiveIntArg, 600)
   .addOption(new Option('--reference <backend>', 'what the model is held against').choices(['kvm', 'model']).default('kvm'))
   .addOption(new Option('--vm-type <type>', 'VM type of each sequence (default: default; sw_protected with --lab)').choices(['default', 'sw_protected']))
   .addOption(profileOption())
@@ -129,6 +129,12 @@ program
 registerMeasure(program);
 registerDesigns(program);
 registerLab(program);
+
+function positiveIntArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
 
 export function parseIntArg(v: string): number {
   const n = Number(v);

@@ -6,7 +6,7 @@
  *   scenario  {command, name, file, status, reason?, backend, kernel, stepCount, steps?}
  *   command   {label, argv, status, signal, seconds, summary?, stderr?}
  *   kernel-log {warnings: [...]}                                           WARNING/BUG lines of dmesg
- *   canary    {ok, results: {default, sw_protected}, seconds}              a halting guest per VM type
+ *   canary    {ok, stuck, results: {default, sw_protected}, seconds}       a halting guest per VM type
  *   error     {stage, message}
  *   done      {seconds, uptime}                                            driver finished
  *   exit      {rc, uptime}                                                 written by /init after it
@@ -104,7 +104,7 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
           run.problems.push(
             `a guest that only halts did not exit (${Object.entries((r.results as Record<string, string>) ?? {})
               .map(([t, x]) => `${t}: ${x}`)
-              .join('; ')}): nested guests on this boot are stuck`,
+              .join('; ')})${r.stuck ? ': nested guests on this boot are stuck' : ''}`,
           );
         break;
       case 'done':

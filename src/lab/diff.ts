@@ -11,7 +11,7 @@ import { generateBatch, type SequenceBatch, type SequenceResult, UNCOMPARED_ACCE
 import { createModelKvm, getProfile } from '../model/index.js';
 import type { Step } from '../scenario/index.js';
 import type { KernelRun } from './collect.js';
-import { awaitCleanups, kernelSpec, LabError } from './env.js';
+import { awaitCleanups, kernelSpec } from './env.js';
 import { type LabRunOptions, runJob } from './index.js';
 
 export interface LabDiffOptions extends LabRunOptions {
@@ -144,9 +144,4 @@ export function formatLabDiff(r: LabDiffResult): string {
     if (r.run.consoleTail) lines.push(...r.run.consoleTail.split('\n').map((l) => `      | ${l}`));
   }
   return lines.join('\n');
-}
-
-export function checkLabKernels(ks: readonly string[]): void {
-  if (!ks.length) throw new LabError('args', 'no lab kernel given');
-  for (const k of ks) kernelSpec(k);
 }

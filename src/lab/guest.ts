@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { release, uptime, version } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Vm } from '../api.js';
 import { probeKvm } from './probe.js';
 
 export interface JobCommand {
@@ -150,25 +151,40 @@ async function main(jobPath: string): Promise<number> {
 
 const CANARY_DEADLINE_MS = 20_000;
 
-async function canary(): Promise<{ ok: boolean; results: Record<string, string>; seconds: number }> {
+/**
+ * `stuck`: a guest reached the KVM_RUN deadline, the one failure a second boot can cure. A VM type
+ * the kernel cannot create is not a canary failure (the probe reports a missing SW_PROTECTED VM).
+ */
+async function canary(): Promise<{ ok: boolean; stuck: boolean; results: Record<string, string>; seconds: number }> {
   const t0 = Date.now();
   const { openKvm } = await import('../kvm/index.js');
+  const { KvmError } = await import('../api.js');
   const results: Record<string, string> = {};
   let ok = true;
+  let stuck = false;
   for (const type of ['default', 'sw_protected'] as const) {
     const kvm = openKvm('/dev/kvm', { runTimeoutMs: CANARY_DEADLINE_MS });
     try {
-      const vcpu = kvm.createVm(type).createVcpu(0);
+      let vm: Vm;
+      try {
+        vm = kvm.createVm(type);
+      } catch (e) {
+        if (!(e instanceof KvmError)) throw e;
+        results[type] = `no ${type} VM here (${e.message})`;
+        continue;
+      }
+      const vcpu = vm.createVcpu(0);
       vcpu.load([{ op: 'hlt' }]);
       results[type] = vcpu.run().reason;
     } catch (e) {
       results[type] = (e as Error).message.split('\n')[0] ?? String(e);
+      if (e instanceof KvmError && e.op === 'KVM_RUN' && e.errno === 'EINTR') stuck = true;
     } finally {
       kvm.close();
     }
-    if (results[type] !== 'hlt') ok = false;
+    if (results[type] !== 'hlt' && !results[type]?.startsWith('no ')) ok = false;
   }
-  return { ok, results, seconds: (Date.now() - t0) / 1000 };
+  return { ok, stuck, results, seconds: (Date.now() - t0) / 1000 };
 }
 
 const self = fileURLToPath(import.meta.url);

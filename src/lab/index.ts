@@ -281,7 +281,7 @@ export async function runJob(k: string, o: LabRunOptions, j: LabJob): Promise<Ke
       // machine, more under load; the vCPU never fetches its first instruction) says nothing about the
       // kernel: boot again, up to BOOT_ATTEMPTS times in all, and say so in the result.
       const c = records.find((r) => r.t === 'canary');
-      if (attempt >= BOOT_ATTEMPTS || !c || c.ok) break;
+      if (attempt >= BOOT_ATTEMPTS || !c?.stuck) break;
       const why = `boot ${attempt}: a halting guest did not exit (${Object.entries((c.results as Record<string, string>) ?? {})
         .map(([t, r]) => `${t}: ${r}`)
         .join('; ')}); booted again`;

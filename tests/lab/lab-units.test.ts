@@ -288,14 +288,26 @@ test('collect: a stuck boot (the canary guest never exits) and a diff command th
     [
       { t: 'hello', release: '7.3.4' },
       probe,
-      { t: 'canary', ok: false, results: { default: 'hlt', sw_protected: 'KVM_RUN: EINTR: no exit within 20000 ms' }, seconds: 20 },
+      { t: 'canary', ok: false, stuck: true, results: { default: 'hlt', sw_protected: 'KVM_RUN: EINTR: no exit within 20000 ms' }, seconds: 20 },
       { t: 'done', seconds: 21 },
       { t: 'exit', rc: 1 },
     ],
     base,
   );
   assert.equal(stuck.ok, false);
-  assert.match(stuck.problems.join('\n'), /a guest that only halts did not exit \(default: hlt; sw_protected: KVM_RUN: EINTR: no exit within 20000 ms\)/);
+  assert.match(
+    stuck.problems.join('\n'),
+    /a guest that only halts did not exit \(default: hlt; sw_protected: KVM_RUN: EINTR: no exit within 20000 ms\): nested guests on this boot are stuck/,
+  );
+  // a canary that failed some other way is reported as it is, not as a stuck boot
+  const odd = fold(
+    [
+      { t: 'hello', release: '7.3.4' },
+      { t: 'canary', ok: false, stuck: false, results: { default: 'shutdown' } },
+    ],
+    base,
+  );
+  assert.match(odd.problems.join('\n'), /did not exit \(default: shutdown\)$/m);
   stuck.retried = 'boot 1: a halting guest did not exit; booted again';
   assert.match(formatKernelRun(stuck), /RETRIED: boot 1: a halting guest did not exit/);
 
