@@ -77,9 +77,20 @@ export async function capsReport(kernel: string, json: boolean): Promise<string>
   if (guest) {
     lines.push('');
     lines.push(
-      `guest programs on /dev/kvm: guest_memfd-only slots ${guest.gmemFaultsWithoutHva === false ? 'are NOT served from guest_memfd (guest code is emulated through userspace_addr)' : 'are served from guest_memfd'}; KVM_HC_MAP_GPA_RANGE ${guest.hypercallExit ? 'exits to userspace' : 'never exits to userspace'}`,
+      `guest programs on /dev/kvm: guest_memfd-only slots ${gmemOnlyText(guest.gmemFaultsWithoutHva)}; KVM_HC_MAP_GPA_RANGE ${guest.hypercallExit ? 'exits to userspace' : 'never exits to userspace'}`,
     );
+    if (guest.emulatedAccess !== undefined) {
+      lines.push(
+        `guest accesses through an unmapped userspace_addr ${guest.emulatedAccess ? 'exit as MMIO (guest code is emulated)' : 'fail KVM_RUN with EFAULT (hardware-assisted paging)'}`,
+      );
+    }
     lines.push('--kernel host makes the model follow these answers (guestmem run --kernel host ...)');
   }
   return lines.join('\n');
+}
+
+/** What the guest probe found about guest_memfd-only slots; undefined: it had no guest_memfd to try. */
+function gmemOnlyText(served: boolean | undefined): string {
+  if (served === undefined) return 'not tried (this kernel has no MMAP|INIT_SHARED guest_memfd)';
+  return served ? 'are served from guest_memfd' : 'are NOT served from guest_memfd (guest code is emulated through userspace_addr)';
 }

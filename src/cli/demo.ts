@@ -3,7 +3,7 @@
  * through KVM_HC_MAP_GPA_RANGE; the VMM side (vmm/ConversionHandler) sets attributes and discards
  * the other side, and the terminal shows every exit and the page map after each phase.
  */
-import type { GuestOp, Kvm, VcpuExit } from '../api.js';
+import { type GuestOp, type HostMapping, type Kvm, KvmError, type VcpuExit, type Vm } from '../api.js';
 import { createModelKvm, type ModelVm, mappedLine, pageMap, pageMapLine } from '../model/index.js';
 import {
   CAP,
@@ -14,6 +14,7 @@ import {
   KVM_HC_MAP_GPA_RANGE,
   KVM_MAP_GPA_RANGE_ENCRYPTED,
   KVM_MEM_GUEST_MEMFD,
+  MAP_SHARED,
   PROT_READ,
   PROT_WRITE,
 } from '../uapi/constants.js';
@@ -105,27 +106,101 @@ export function runDemo(kernel: string, out: (line: string) => void): number {
   return 0;
 }
 
+/** Guest memory the kvm demo runs on: a file, its host mapping, a slot bound to it, and a punch. */
+interface DemoMemory {
+  readonly what: string;
+  readonly map: HostMapping;
+  punch(offset: bigint, len: bigint): void;
+  close(): void;
+}
+
+const DEMO_SIZE = 4n * 4096n;
+
 /**
- * `guestmem demo --backend kvm`: what this kernel can show (default VMs only): a guest on
- * guest_memfd memory mapped the way QEMU maps it. The host writes, the guest reads and writes, the
- * host sees the guest's bytes, and a punched page reads zero on both sides.
+ * `guestmem demo --backend kvm`: what this kernel can show. With an MMAP|INIT_SHARED guest_memfd, a
+ * guest on it mapped the way QEMU maps it; without one, the kernel's own answer (the errno of
+ * KVM_CREATE_GUEST_MEMFD or the flags it lacks) and the same steps on memfd memory, QEMU's
+ * memory-backend-memfd. Either way the host writes, the guest reads and writes, the host sees the
+ * guest's bytes, and a punched page reads zero on both sides.
  */
-export function runGmemDemo(kvm: Kvm, out: (line: string) => void): number {
-  const size = 4n * 4096n;
-  out(`guestmem demo on ${kvm.backend === 'kvm' ? '/dev/kvm' : 'the model'} (${kvm.profile}): a default VM on an MMAP|INIT_SHARED guest_memfd`);
-  const vm = kvm.createVm('default');
-  const gmem = vm.createGuestMemfd({ size, flags: GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED });
-  const map = gmem.mmap(0n, size, PROT_READ | PROT_WRITE);
+export function runKvmDemo(kvm: Kvm, out: (line: string) => void): number {
+  try {
+    const shared = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED;
+    const flags = BigInt(kvm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD_FLAGS));
+    const vm = kvm.createVm('default');
+    let memory: DemoMemory;
+    if ((flags & shared) === shared) {
+      out(`guestmem demo on ${kvm.backend === 'kvm' ? '/dev/kvm' : 'the model'} (${kvm.profile}): a default VM on an MMAP|INIT_SHARED guest_memfd`);
+      memory = gmemMemory(vm, shared);
+    } else {
+      out(`guestmem demo on ${kvm.backend === 'kvm' ? '/dev/kvm' : 'the model'} (${kvm.profile}): this kernel cannot show guest_memfd memory`);
+      out(`  ${whyNoGmem(kvm, vm, flags)}`);
+      out("  so it shows the same steps on memfd memory (QEMU's memory-backend-memfd), the way VMs ran before guest_memfd");
+      out('  (guest_memfd on a real kernel: guestmem lab run; on the model: guestmem demo, or --kernel host to follow this kernel)');
+      memory = memfdMemory(kvm, vm);
+    }
+    showMemory(vm, memory, out);
+    vm.close();
+    return 0;
+  } finally {
+    kvm.close();
+  }
+}
+
+/** What the kernel says when asked for a guest_memfd, in its own words (errno or capability). */
+function whyNoGmem(kvm: Kvm, vm: Vm, flags: bigint): string {
+  const cap = kvm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD);
+  try {
+    vm.createGuestMemfd({ size: 4096n, flags: 0n }).close();
+  } catch (e) {
+    if (!(e instanceof KvmError)) throw e;
+    return `KVM_CAP_GUEST_MEMFD is ${cap} and KVM_CREATE_GUEST_MEMFD answers ${e.errno}: there is no guest_memfd in this kernel`;
+  }
+  return `guest_memfd exists, but KVM_CAP_GUEST_MEMFD_FLAGS is ${flags}: without MMAP|INIT_SHARED the host cannot map it (mmap is ENODEV)`;
+}
+
+function gmemMemory(vm: Vm, flags: bigint): DemoMemory {
+  const gmem = vm.createGuestMemfd({ size: DEMO_SIZE, flags });
+  const map = gmem.mmap(0n, DEMO_SIZE, PROT_READ | PROT_WRITE);
   vm.setUserMemoryRegion2({
     slot: 0,
     flags: KVM_MEM_GUEST_MEMFD,
     guestPhysAddr: GPA,
-    memorySize: size,
+    memorySize: DEMO_SIZE,
     userspaceAddr: map.addr,
     guestMemfd: gmem.fd,
     guestMemfdOffset: 0n,
   });
-  out(`  guest_memfd fd ${gmem.fd}, ${size / 1024n} KiB, mapped at host 0x${map.addr.toString(16)} and bound at GPA ${hex(GPA)} (slot 0)`);
+  return {
+    what: `guest_memfd fd ${gmem.fd}`,
+    map,
+    punch: (o, l) => gmem.fallocate(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, o, l),
+    close: () => {
+      map.unmap();
+      gmem.close();
+    },
+  };
+}
+
+function memfdMemory(kvm: Kvm, vm: Vm): DemoMemory {
+  const fd = kvm.files.memfdCreate('guestmem-demo');
+  kvm.files.ftruncate(fd, DEMO_SIZE);
+  const map = kvm.files.mmap(fd, 0n, DEMO_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED);
+  vm.setUserMemoryRegion({ slot: 0, flags: 0, guestPhysAddr: GPA, memorySize: DEMO_SIZE, userspaceAddr: map.addr });
+  return {
+    what: `memfd fd ${fd}`,
+    map,
+    punch: (o, l) => kvm.files.fallocate(fd, FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, o, l),
+    close: () => {
+      map.unmap();
+      kvm.files.close(fd);
+    },
+  };
+}
+
+function showMemory(vm: Vm, m: DemoMemory, out: (line: string) => void): void {
+  const { map } = m;
+  out(`  ${m.what}, ${DEMO_SIZE / 1024n} KiB, mapped at host 0x${map.addr.toString(16)} and bound at GPA ${hex(GPA)} (slot 0)`);
   const vcpu = vm.createVcpu(0);
   const run = (title: string, program: GuestOp[]) => {
     vcpu.load([...program, { op: 'hlt' }]);
@@ -138,14 +213,10 @@ export function runGmemDemo(kvm: Kvm, out: (line: string) => void): number {
   run('guest reads it (4 bytes)', [{ op: 'read', gpa: GPA + 0x10n, width: 4 }]);
   run('guest writes 0x5a to page 1 + 0x20', [{ op: 'write', gpa: page(1) + 0x20n, width: 1, value: 0x5an }]);
   out(`  host reads page 1 + 0x20 through its mapping: 0x${(map.read(4096n + 0x20n, 1)[0] as number).toString(16)}`);
-  gmem.fallocate(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE, 0n, 4096n);
+  m.punch(0n, 4096n);
   out('  host punches page 0 (fallocate KEEP_SIZE|PUNCH_HOLE)');
   out(`  host reads page 0 + 0x10: ${[...map.read(0x10n, 4)].map((b) => b.toString(16).padStart(2, '0')).join('')}`);
   run('guest reads page 0 + 0x10 again', [{ op: 'read', gpa: GPA + 0x10n, width: 4 }]);
-  map.unmap();
   vcpu.close();
-  gmem.close();
-  vm.close();
-  kvm.close();
-  return 0;
+  m.close();
 }

@@ -10,6 +10,7 @@ import {
   type CampaignResult,
   counterexampleScenario,
   MUTANTS,
+  PathError,
   parseBatch,
   replay,
   runBatch,
@@ -25,6 +26,8 @@ import { UserError } from './run.js';
 
 export interface DiffOptions {
   runs: number;
+  /** --runs was given (the self-test has a larger budget of its own otherwise) */
+  runsGiven?: boolean;
   seed?: number;
   steps: number;
   kernel?: string;
@@ -46,16 +49,24 @@ function modelSide(profile: KernelProfile, name = `model ${profile.name}`): Side
   return { name, open: () => createModelKvm({ kernel: profile }) };
 }
 
-async function sides(o: DiffOptions): Promise<{ reference: Side; candidate: Side; profile: KernelProfile }> {
+/**
+ * The two sides, the candidate's profile, and whether the reference has guest_memfd: the generator
+ * draws from what the reference offers, as its KVM_CAP_GUEST_MEMFD says.
+ */
+async function sides(o: DiffOptions): Promise<{ reference: Side; candidate: Side; profile: KernelProfile; guestMemfd: boolean }> {
   if (o.reference === 'model') {
     const profile = getProfile(o.kernel && o.kernel !== 'host' ? o.kernel : '6.18');
-    return { reference: modelSide(profile, 'reference model'), candidate: modelSide(profile), profile };
+    return { reference: modelSide(profile, 'reference model'), candidate: modelSide(profile), profile, guestMemfd: profile.guestMemfd };
   }
   const backend = await kvmBackend();
   const mod = await loadKvmModule();
-  const profile = !o.kernel || o.kernel === 'host' ? backend.hostProfile() : getProfile(o.kernel);
-  return { reference: { name: 'kvm', open: () => mod.openKvm() }, candidate: modelSide(profile), profile };
+  const host = backend.hostProfile();
+  const profile = !o.kernel || o.kernel === 'host' ? host : getProfile(o.kernel);
+  return { reference: { name: 'kvm', open: () => mod.openKvm() }, candidate: modelSide(profile), profile, guestMemfd: host.guestMemfd };
 }
+
+/** The self-test's budget per VM type when --runs is not given: enough to find every planted bug. */
+export const SELF_TEST_RUNS = 2000;
 
 function progress(total: number, label: string): { tick(done: number, steps: number): void; stop(): void } {
   if (!process.stderr.isTTY) return { tick() {}, stop() {} };
@@ -113,7 +124,7 @@ export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise
   if (o.selfTest) return selfTest(o, out);
   if (o.lab !== undefined) return runLabDiff(o, out);
   if (o.batch !== undefined) return runBatchFile(o, o.batch, out);
-  const { reference, candidate, profile } = await sides(o);
+  const { reference, candidate, profile, guestMemfd } = await sides(o);
   if (o.replay) {
     const sc = parseScenario(readText(o.replay), o.replay);
     const d = replay(sc.steps, reference, candidate, sc.vm?.type ?? o.vmType);
@@ -139,9 +150,13 @@ export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise
       steps: o.steps,
       vmType: o.vmType,
       attributes: o.vmType === 'sw_protected',
+      guestMemfd,
       ...(o.path && { path: o.path }),
       onSequence: bar.tick,
     });
+  } catch (e) {
+    if (e instanceof PathError) throw new UserError(e.message);
+    throw e;
   } finally {
     bar.stop();
   }
@@ -153,7 +168,17 @@ export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise
   }
   if (o.json) {
     out(
-      JSON.stringify({ ...r, divergences: r.divergence ? 1 : 0, file: file ?? null, stepsPerSecond: r.ms ? Math.round((r.steps * 1000) / r.ms) : 0 }, null, 2),
+      JSON.stringify(
+        {
+          ...r,
+          divergences: r.divergence ? 1 : 0,
+          file: file ?? null,
+          stepsPerSecond: r.ms ? Math.round((r.steps * 1000) / r.ms) : 0,
+          notCompared: guestMemfd ? [] : ['guest_memfd'],
+        },
+        null,
+        2,
+      ),
     );
   } else {
     if (r.divergence) {
@@ -162,6 +187,11 @@ export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise
       out(`replay: guestmem diff --replay ${file}   or   guestmem diff --seed ${seed} --path ${r.divergence.path}`);
     }
     out(summary(r, r.divergence ? 1 : 0));
+    if (!guestMemfd) {
+      out(
+        `not compared: guest_memfd files, bindings, punches and host mappings of them (${reference.name} has no guest_memfd: KVM_CAP_GUEST_MEMFD is 0); memory was built on memfds, and KVM_CREATE_GUEST_MEMFD's refusal was compared`,
+      );
+    }
   }
   return r.divergence ? 1 : 0;
 }
@@ -175,13 +205,13 @@ async function selfTest(o: DiffOptions, out: (s: string) => void): Promise<numbe
     const candidate = modelSide({ ...profile, plantedBugs: new Set([m.bug]) }, `mutant ${m.bug}`);
     let row: (typeof rows)[number] = { bug: m.bug, rule: m.rule, found: false, sequences: 0, steps: 0, vmType: '' };
     for (const vmType of ['default', 'sw_protected'] as const) {
-      const bar = progress(o.runs, m.bug);
+      const bar = progress(o.runsGiven ? o.runs : SELF_TEST_RUNS, m.bug);
       let r: CampaignResult;
       try {
         r = runCampaign({
           reference,
           candidate,
-          runs: o.runs,
+          runs: o.runsGiven ? o.runs : SELF_TEST_RUNS,
           seed: o.seed ?? 1,
           steps: o.steps,
           vmType,

@@ -6,14 +6,19 @@ import { readdirSync } from 'node:fs';
 import { release } from 'node:os';
 import type { Kvm } from '../api.js';
 import { hostProfile, type KernelProfile, type ProbedCaps } from '../model/index.js';
-import { type Backend, modelBackend, runScenario } from '../scenario/index.js';
+import { type Backend, inKernelRange, parseKernelRange, releaseVersion } from '../scenario/index.js';
 import { CAP } from '../uapi/constants.js';
 import { UserError } from './run.js';
 
 interface KvmModule {
   openKvm(path?: string): Kvm;
   kvmAvailable(): { ok: true } | { ok: false; reason: string };
-  probeCaps(kvm: Kvm, o: { guest?: boolean }): { guest?: { gmemFaultsWithoutHva?: boolean | undefined; hypercallExit: boolean } };
+  probeCaps(
+    kvm: Kvm,
+    o: { guest?: boolean },
+  ): {
+    guest?: { gmemFaultsWithoutHva?: boolean | undefined; emulatedAccess?: boolean | undefined; hypercallExit: boolean };
+  };
 }
 
 export async function loadKvmModule(): Promise<KvmModule> {
@@ -33,7 +38,11 @@ export function probe(kvm: Kvm, mod?: KvmModule): ProbedCaps {
   const system: Record<number, number> = {};
   for (const cap of Object.values(CAP)) system[cap] = kvm.checkExtension(cap);
   const guest = mod?.probeCaps(kvm, { guest: true }).guest;
-  return { release: release(), system, ...(guest && { guest: { gmemFaultsWithoutHva: guest.gmemFaultsWithoutHva, hypercallExit: guest.hypercallExit } }) };
+  return {
+    release: release(),
+    system,
+    ...(guest && { guest: { gmemFaultsWithoutHva: guest.gmemFaultsWithoutHva, emulatedAccess: guest.emulatedAccess, hypercallExit: guest.hypercallExit } }),
+  };
 }
 
 export function numaNodes(): number {
@@ -70,19 +79,19 @@ export async function kvmBackend(): Promise<Backend & { hostProfile(): KernelPro
     guest: () => ({
       gmemOnlyFaults: probed().guest?.gmemFaultsWithoutHva === true,
       hypercallExits: probed().guest?.hypercallExit === true,
-      emulatedAccess: probed().guest?.gmemFaultsWithoutHva === false,
+      emulatedAccess: hostProfile(probed()).emulatedGuestAccess,
     }),
     hostProfile: () => hostProfile(probed()),
     /**
-     * A scenario written for another kernel's rules still runs here if its expectations hold under
-     * this kernel's rules too: the model under the 'host' profile decides. Otherwise it describes
-     * a behaviour this kernel does not have, and is skipped with the first step that differs.
+     * A scenario runs wherever this kernel's release is inside the range it declares (`kernels`),
+     * and the kernel judges it. The model is never asked: a skip rests on the release and on the
+     * capabilities `requires` names, both reported by the kernel.
      */
-    incompatible(sc, kernel) {
-      if (kernel === undefined || kernel === 'host' || kernel === majorMinor(rel)) return undefined;
-      const r = runScenario(sc, 'host-rules', modelBackend({ kernel: hostProfile(probed()), invariants: false }));
-      if (r.status === 'failed') return `written for kernel ${kernel}; under this kernel's rules (${rel}) ${r.reason}`;
-      return undefined;
+    incompatible(sc) {
+      if (sc.kernels === undefined) return undefined;
+      const v = releaseVersion(rel);
+      if (v && inKernelRange(v, parseKernelRange(sc.kernels))) return undefined;
+      return `declared for kernels ${sc.kernels}; this kernel is ${rel}`;
     },
     open() {
       return { kvm: mod.openKvm(), profile: `host ${rel}` };

@@ -5,7 +5,7 @@ import { DESIGNS } from '../designs/registry.js';
 import { PROFILE_NAMES } from '../model/index.js';
 import { modelBackend, ScenarioError } from '../scenario/index.js';
 import { capsReport } from './caps.js';
-import { runDemo, runGmemDemo } from './demo.js';
+import { runDemo, runKvmDemo } from './demo.js';
 import { registerDesigns } from './designs.js';
 import { runDiff } from './diff.js';
 import { kvmBackend, loadKvmModule } from './kvm-backend.js';
@@ -66,7 +66,7 @@ program
       const mod = await loadKvmModule();
       const avail = mod.kvmAvailable();
       if (!avail.ok) throw new UserError(`--backend kvm: ${avail.reason}`);
-      process.exitCode = runGmemDemo(mod.openKvm(), out);
+      process.exitCode = runKvmDemo(mod.openKvm(), out);
     } else process.exitCode = runDemo(o.kernel, out);
   });
 
@@ -88,25 +88,29 @@ program
   .addOption(profileOption())
   .option('--json', 'print the result as JSON')
   .action(
-    async (o: {
-      runs: number;
-      seed?: number;
-      steps: number;
-      path?: string;
-      replay?: string;
-      selfTest?: boolean;
-      lab?: string;
-      batch?: string;
-      shrinkBudget?: number;
-      timeout: number;
-      reference: 'kvm' | 'model';
-      vmType?: 'default' | 'sw_protected';
-      kernel?: string;
-      json?: boolean;
-    }) => {
+    async (
+      o: {
+        runs: number;
+        seed?: number;
+        steps: number;
+        path?: string;
+        replay?: string;
+        selfTest?: boolean;
+        lab?: string;
+        batch?: string;
+        shrinkBudget?: number;
+        timeout: number;
+        reference: 'kvm' | 'model';
+        vmType?: 'default' | 'sw_protected';
+        kernel?: string;
+        json?: boolean;
+      },
+      cmd: Command,
+    ) => {
       process.exitCode = await runDiff(
         {
           runs: o.runs,
+          runsGiven: cmd.getOptionValueSource('runs') === 'cli',
           steps: o.steps,
           json: !!o.json,
           selfTest: !!o.selfTest,

@@ -26,7 +26,12 @@ export interface CampaignOptions {
   vmType?: VmType;
   /** include KVM_SET_MEMORY_ATTRIBUTES commands */
   attributes?: boolean;
-  /** replay one sequence: fast-check's path from an earlier report */
+  /** the reference has guest_memfd (default true): without it memory is built on memfds */
+  guestMemfd?: boolean;
+  /**
+   * replay one sequence: the path from an earlier report, fast-check's run path and the commands'
+   * replay path joined by '~' (both are needed to rebuild a shrunk command list)
+   */
   path?: string;
   onSequence?: (done: number, steps: number) => void;
 }
@@ -61,8 +66,10 @@ export function runCampaign(o: CampaignOptions): CampaignResult {
   let sequences = 0;
   let steps = 0;
   let uncompared = 0;
-  const arbs = commandArbitraries({ attributes: o.attributes ?? false });
-  const prop = fc.property(fc.commands(arbs, { maxCommands: o.steps, size: 'max' }), (cmds) => {
+  const arbs = commandArbitraries({ attributes: o.attributes ?? false, guestMemfd: o.guestMemfd ?? true });
+  const [runPath, replayPath] = (o.path ?? '').split('~');
+  const commands = fc.commands(arbs, { maxCommands: o.steps, size: 'max', ...(replayPath && { replayPath }) });
+  const prop = fc.property(commands, (cmds) => {
     const a = new Session(o.reference.open(), o.vmType ?? 'default');
     const b = new Session(o.candidate.open(), o.vmType ?? 'default');
     const pair = new Pair(a, b);
@@ -81,20 +88,41 @@ export function runCampaign(o: CampaignOptions): CampaignResult {
       o.onSequence?.(sequences, steps);
     }
   });
-  const details = fc.check(prop, { seed: o.seed, numRuns: o.runs, ...(o.path !== undefined && { path: o.path }) });
+  let details: fc.RunDetails<[Iterable<fc.Command<DiffModel, Pair>>]>;
+  try {
+    details = fc.check(prop, { seed: o.seed, numRuns: o.runs, ...(o.path !== undefined && { path: runPath, endOnFailure: true }) });
+  } catch (e) {
+    // fast-check walks the path before running anything: a path that is not one of this seed's
+    // sequences is the user's input, not a crash
+    if (o.path !== undefined && e instanceof Error && /Unable to replay/.test(e.message)) throw new PathError(o.path, o.seed);
+    throw e;
+  }
   const result: CampaignResult = { sequences, steps, uncompared, ms: Date.now() - t0, seed: o.seed };
   if (details.failed) {
     const err = details.errorInstance;
     if (!(err instanceof Divergence)) throw err;
     const cmds = details.counterexample?.[0] as Iterable<fc.Command<DiffModel, Pair>> | undefined;
+    // the commands' own replay path (in their printed form) rebuilds the shrunk list on replay
+    const rp = /replayPath="([^"]*)"/.exec(String(cmds ?? ''))?.[1];
     const shrunk: Step[] = [];
     for (const c of cmds ?? []) {
       const text = c.toString();
       if (text) shrunk.push(...(JSON.parse(`[${text}]`) as Step[]));
     }
-    result.divergence = { message: err.message, path: details.counterexamplePath ?? '', steps: shrunk, shrinks: details.numShrinks };
+    const path = `${details.counterexamplePath ?? ''}${rp ? `~${rp}` : ''}`;
+    result.divergence = { message: err.message, path, steps: shrunk, shrinks: details.numShrinks };
   }
   return result;
+}
+
+/** A --path that names no sequence of its seed's campaign. */
+export class PathError extends Error {
+  constructor(
+    readonly path: string,
+    readonly seed: number,
+  ) {
+    super(`--path ${path}: not a sequence of seed ${seed} with these --runs/--steps/--vm-type (paths come from a divergence report)`);
+  }
 }
 
 /** A counterexample as a scenario file that `guestmem run` and `guestmem diff --replay` accept. */

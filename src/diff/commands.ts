@@ -121,7 +121,19 @@ const guestProgram: fc.Arbitrary<GuestOpIn[]> = fc.oneof(
   ),
 );
 
-export function commandArbitraries(opts: { attributes: boolean }): fc.Arbitrary<fc.Command<DiffModel, Pair>>[] {
+export interface GeneratorOptions {
+  /** include KVM_SET_MEMORY_ATTRIBUTES, conversions and private accesses */
+  attributes: boolean;
+  /**
+   * The reference kernel has guest_memfd (KVM_CAP_GUEST_MEMFD). Without it, memory is built the
+   * way VMs ran before guest_memfd (a memfd mapped at userspace_addr), and KVM_CREATE_GUEST_MEMFD
+   * is still drawn now and then so that its ENOTTY is compared too.
+   */
+  guestMemfd?: boolean;
+}
+
+export function commandArbitraries(opts: GeneratorOptions): fc.Arbitrary<fc.Command<DiffModel, Pair>>[] {
+  const gmem = opts.guestMemfd ?? true;
   const cmd = (arb: fc.Arbitrary<(m: Readonly<DiffModel>) => Step | Step[]>) => arb.map((make) => new StepCommand(make));
   const list: fc.Arbitrary<fc.Command<DiffModel, Pair>>[] = [
     cmd(
@@ -280,10 +292,39 @@ export function commandArbitraries(opts: { attributes: boolean }): fc.Arbitrary<
       length: pages(a.n),
     })),
   );
-  list.push(setup, setup, setup, punch, punch, punch);
+  // Memory the way VMs ran before guest_memfd: a memfd sized with ftruncate, mapped at
+  // userspace_addr (QEMU's memory-backend-memfd), and a plain slot; punches go to the memfd.
+  const memfdSetup = cmd(
+    fc.record({ slot: fc.nat(3), gpa: fc.constantFrom(0, 0, pages(4), pages(8)), npages: fc.constantFrom(4, 4, 2) }).map((a) => (m): Step[] => {
+      const f = `f${m.counter}`;
+      const map = `m${m.counter}`;
+      const size = pages(a.npages);
+      return [
+        { op: 'memfd_create', name: 'diff', as: f },
+        { op: 'ftruncate', fd: f, size },
+        { op: 'mmap', fd: f, offset: 0, length: size, prot: 3, flags: 1, as: map },
+        { op: 'set_user_memory_region2', slot: a.slot, flags: 0, guest_phys_addr: a.gpa, memory_size: size, userspace_addr: map },
+      ];
+    }),
+  );
+  const memfdPunch = cmd(
+    fc.record({ first: fc.nat(3), n: fc.integer({ min: 1, max: 4 }) }).map((a) => (m) => ({
+      op: 'fallocate',
+      fd: m.fds[m.fds.length - 1] ?? 9999,
+      mode: ['keep_size', 'punch_hole'],
+      offset: pages(a.first),
+      length: pages(a.n),
+    })),
+  );
   // fc.commands picks uniformly among arbitraries: repeat the ones that build the interesting states.
-  const [gmem, falloc, mmap, anon, hostW, , , region, , , , , , run] = list as fc.Arbitrary<fc.Command<DiffModel, Pair>>[];
-  list.push(...([gmem, falloc, falloc, falloc, mmap, anon, hostW, region, region, run, run, run] as fc.Arbitrary<fc.Command<DiffModel, Pair>>[]));
+  const [create, falloc, mmap, anon, hostW, , , region, , , , , , run] = list as fc.Arbitrary<fc.Command<DiffModel, Pair>>[];
+  if (gmem) {
+    list.push(setup, setup, setup, punch, punch, punch);
+    list.push(...([create, falloc, falloc, falloc, mmap, anon, hostW, region, region, run, run, run] as fc.Arbitrary<fc.Command<DiffModel, Pair>>[]));
+  } else {
+    list.push(memfdSetup, memfdSetup, memfdSetup, memfdPunch, memfdPunch, memfdPunch);
+    list.push(...([falloc, mmap, anon, hostW, region, region, run, run, run] as fc.Arbitrary<fc.Command<DiffModel, Pair>>[]));
+  }
   if (opts.attributes) {
     list.push(
       cmd(

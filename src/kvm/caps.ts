@@ -44,6 +44,12 @@ export interface GuestCaps {
    * undefined where the kernel has no MMAP|INIT_SHARED guest_memfd to try it with.
    */
   readonly gmemFaultsWithoutHva?: boolean;
+  /**
+   * a guest read through a memslot whose userspace_addr has nothing mapped exits as MMIO: guest
+   * code is emulated and the emulator falls back to vcpu_mmio_read (PVM); with TDP the fault fails
+   * in hva_to_pfn and KVM_RUN returns EFAULT (kvm_handle_error_pfn). Needs no guest_memfd.
+   */
+  readonly emulatedAccess?: boolean;
   /** KVM_HC_MAP_GPA_RANGE came back as KVM_EXIT_HYPERCALL (with KVM_CAP_EXIT_HYPERCALL enabled) */
   readonly hypercallExit: boolean;
   /** why hypercallExit is false, when it is */
@@ -156,6 +162,21 @@ function probeGuest(kvm: Kvm, system: Record<CapName, number>, hypercallTimeoutM
     cpu.load([{ op: 'read', gpa: 0x40000000n, width: 4 }, { op: 'hlt' }]);
     const e4 = cpu.run();
     const mmioExit = e4.reason === 'mmio' && e4.mmio?.physAddr === 0x40000000n;
+    // a slot whose host range was unmapped after it was bound
+    let emulatedAccess: boolean | undefined;
+    const gone = kvm.mmapAnonymous(0x200000n);
+    const goneAddr = gone.addr;
+    gone.unmap();
+    const goneGpa = 0x80000000n;
+    vm.setUserMemoryRegion({ slot: 2, flags: 0, guestPhysAddr: goneGpa, memorySize: 0x200000n, userspaceAddr: goneAddr });
+    cpu.load([{ op: 'read', gpa: goneGpa, width: 4 }, { op: 'hlt' }]);
+    try {
+      emulatedAccess = cpu.run().reason === 'mmio';
+    } catch (err) {
+      if (!(err instanceof KvmError)) throw err;
+      if (err.errno === 'EFAULT') emulatedAccess = false;
+    }
+    vm.setUserMemoryRegion({ slot: 2, flags: 0, guestPhysAddr: goneGpa, memorySize: 0n, userspaceAddr: goneAddr });
     // guest_memfd-only slot without a host mapping
     let gmemFaultsWithoutHva: boolean | undefined;
     const shared = GUEST_MEMFD_FLAGS.mmap | GUEST_MEMFD_FLAGS.init_shared;
@@ -222,6 +243,7 @@ function probeGuest(kvm: Kvm, system: Record<CapName, number>, hypercallTimeoutM
     return {
       ...out,
       ...(gmemFaultsWithoutHva === undefined ? {} : { gmemFaultsWithoutHva }),
+      ...(emulatedAccess === undefined ? {} : { emulatedAccess }),
       ...(hypercallNote === undefined ? {} : { hypercallNote }),
       ...(instructionsPerSecond === undefined ? {} : { instructionsPerSecond }),
     };

@@ -34,6 +34,8 @@ export function checkExtension(profile: KernelProfile, cap: number, vm?: KvmVm):
       if (!profile.memoryAttributes) return 0;
       return privateMem ? Number(KVM_MEMORY_ATTRIBUTE_PRIVATE) : 0;
     case CAP.KVM_CAP_GUEST_MEMFD:
+      // #ifdef CONFIG_KVM_GUEST_MEMFD (CONFIG_KVM_PRIVATE_MEM before 6.18): else the default 0
+      if (!profile.guestMemfd) return 0;
       // 6.18: 1 for every VM; 6.8: !kvm || kvm_arch_has_private_mem(kvm)
       return profile.gmemCapOnAnyVm || privateMem ? 1 : 0;
     case CAP.KVM_CAP_VM_TYPES:
@@ -42,7 +44,7 @@ export function checkExtension(profile: KernelProfile, cap: number, vm?: KvmVm):
       return profile.preFault === 'tdp' ? 1 : 0;
     case CAP.KVM_CAP_GUEST_MEMFD_FLAGS: {
       // kvm_gmem_get_supported_flags: INIT_SHARED only where the VM has no private memory
-      if (profile.gmemFlags === 0n) return 0;
+      if (!profile.guestMemfd || profile.gmemFlags === 0n) return 0;
       const initShared = vm === undefined || !vm.hasPrivateMem;
       return Number(initShared ? profile.gmemFlags : profile.gmemFlags & ~GUEST_MEMFD_FLAG_INIT_SHARED);
     }

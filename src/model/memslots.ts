@@ -175,8 +175,9 @@ export class Memslots {
   protected checkFlags(op: string, flags: number): void {
     const profile = this.vm.profile;
     let valid = KVM_MEM_LOG_DIRTY_PAGES;
-    // 6.18: any VM with CONFIG_KVM_GUEST_MEMFD; before: only VMs with private memory (E2)
-    if (profile.gmemSlotsOnAnyVm || this.vm.hasPrivateMem) valid |= KVM_MEM_GUEST_MEMFD;
+    // 6.18: IS_ENABLED(CONFIG_KVM_GUEST_MEMFD), any VM; before: kvm_arch_has_private_mem(), which
+    // is false without CONFIG_KVM_PRIVATE_MEM (E2)
+    if (profile.guestMemfd && (profile.gmemSlotsOnAnyVm || this.vm.hasPrivateMem)) valid |= KVM_MEM_GUEST_MEMFD;
     // "Dirty logging private memory is not currently supported."
     if (flags & KVM_MEM_GUEST_MEMFD) valid &= ~KVM_MEM_LOG_DIRTY_PAGES;
     // GUEST_MEMFD is incompatible with read-only memslots (kvm_arch_has_readonly_mem)

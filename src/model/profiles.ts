@@ -13,6 +13,13 @@ export interface KernelProfile {
   readonly version: string;
   /** VM types KVM_CREATE_VM accepts (KVM_CAP_VM_TYPES) */
   readonly vmTypes: readonly VmType[];
+  /**
+   * Whether the kernel has guest_memfd at all (CONFIG_KVM_PRIVATE_MEM before 6.18,
+   * CONFIG_KVM_GUEST_MEMFD since): without it kvm_vm_ioctl() has no KVM_CREATE_GUEST_MEMFD case
+   * (ENOTTY from kvm_arch_vm_ioctl), KVM_CAP_GUEST_MEMFD{,_FLAGS} are 0 and
+   * check_memory_region_flags() never accepts KVM_MEM_GUEST_MEMFD. Seen live: 6.18.44-fc-v1300.
+   */
+  readonly guestMemfd: boolean;
   /** guest_memfd flags kvm_gmem_get_supported_flags() allows; 0 before 6.18 (`valid_flags = 0`) */
   readonly gmemFlags: bigint;
   /** 6.18: KVM_MEM_GUEST_MEMFD valid on every VM (CONFIG_KVM_GUEST_MEMFD); before: only with private memory */
@@ -84,6 +91,7 @@ const v6_8: KernelProfile = {
   name: '6.8',
   version: '6.8',
   vmTypes: ['default', 'sw_protected'],
+  guestMemfd: true,
   gmemFlags: 0n,
   gmemSlotsOnAnyVm: false,
   gmemCapOnAnyVm: false,
@@ -117,6 +125,7 @@ const v6_18: KernelProfile = {
   name: '6.18',
   version: '6.18',
   vmTypes: ['default', 'sw_protected'],
+  guestMemfd: true,
   gmemFlags: MMAP_FLAGS,
   gmemSlotsOnAnyVm: true,
   gmemCapOnAnyVm: true,
@@ -195,6 +204,8 @@ export interface ProbedCaps {
   readonly guest?: {
     /** a guest_memfd-only slot without a host mapping serves guest faults (6.18 GMEM_ONLY with TDP) */
     readonly gmemFaultsWithoutHva?: boolean | undefined;
+    /** a guest access through an hva with nothing mapped exits as MMIO (guest code is emulated) */
+    readonly emulatedAccess?: boolean | undefined;
     /** KVM_HC_MAP_GPA_RANGE reaches userspace as KVM_EXIT_HYPERCALL */
     readonly hypercallExit: boolean;
   };
@@ -216,14 +227,17 @@ export function hostProfile(caps: ProbedCaps): KernelProfile {
     name: 'host',
     version: caps.release,
     vmTypes,
+    // KVM_CAP_GUEST_MEMFD at system scope is 1 wherever the config is on, on every version
+    // (6.8: `!kvm || ...`; 6.18: 1), so 0 there means no guest_memfd in this kernel
+    guestMemfd: cap(CAP.KVM_CAP_GUEST_MEMFD) !== 0,
     gmemFlags: BigInt(cap(CAP.KVM_CAP_GUEST_MEMFD_FLAGS)),
     memoryAttributes: cap(CAP.KVM_CAP_MEMORY_ATTRIBUTES) !== 0,
     preFault,
     // KVM_CAP_MULTI_ADDRESS_SPACE answers KVM_ADDRESS_SPACE_NUM; 0 means a single address space
     addressSpaces: cap(CAP.KVM_CAP_MULTI_ADDRESS_SPACE) || 1,
     // where guest code is emulated through userspace_addr (PVM), guest_memfd never serves a fault
-    gmemOnlySlots: base.gmemOnlySlots && caps.guest?.gmemFaultsWithoutHva !== false,
-    emulatedGuestAccess: caps.guest?.gmemFaultsWithoutHva === false,
+    gmemOnlySlots: base.gmemOnlySlots && caps.guest?.gmemFaultsWithoutHva !== false && caps.guest?.emulatedAccess !== true,
+    emulatedGuestAccess: caps.guest?.emulatedAccess ?? caps.guest?.gmemFaultsWithoutHva === false,
     capsOverride: caps.system,
   };
 }

@@ -200,6 +200,9 @@ export class ModelVm implements Vm {
   createGuestMemfd(a: CreateGuestMemfd): GuestMemfd {
     const op = 'KVM_CREATE_GUEST_MEMFD';
     const vm = this.kvm(op);
+    // kvm_vm_ioctl: the KVM_CREATE_GUEST_MEMFD case exists only under CONFIG_KVM_GUEST_MEMFD;
+    // without it the ioctl falls to kvm_arch_vm_ioctl(), whose default is ENOTTY
+    if (!vm.profile.guestMemfd) fail(op, 'ENOTTY', 'this kernel has no guest_memfd (CONFIG_KVM_GUEST_MEMFD is off)');
     // kvm_gmem_create: flags against kvm_gmem_get_supported_flags (0 before 6.18), then the size as loff_t
     let valid = vm.profile.gmemFlags;
     if (vm.hasPrivateMem) valid &= ~GUEST_MEMFD_FLAG_INIT_SHARED;

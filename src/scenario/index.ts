@@ -1,3 +1,4 @@
+export { inKernelRange, type KernelRange, parseKernelRange, releaseVersion } from './kernels.js';
 export { parseScenario } from './load.js';
 export { type ModelBackendOptions, modelBackend } from './model-backend.js';
 export { formatHuman, summarize, toJson } from './report.js';

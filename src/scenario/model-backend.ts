@@ -1,6 +1,7 @@
 /** The model as a scenario backend: a fresh model process per scenario, invariants after every step. */
 import type { Kvm } from '../api.js';
 import { checkInvariants, createModelKvm, DEFAULT_PROFILE, type KernelProfile, ModelKvm, PROFILES } from '../model/index.js';
+import { inKernelRange, parseKernelRange, releaseVersion } from './kernels.js';
 import type { Backend } from './runner.js';
 
 export interface ModelBackendOptions {
@@ -21,16 +22,26 @@ export interface ModelBackendOptions {
 export type DesignFactory = (kernel: string | undefined) => { kvm: Kvm; profile: string } | { skip: string };
 
 export function modelBackend(opts: ModelBackendOptions = {}): Backend {
+  const resolve = (kernel: string | undefined): KernelProfile | undefined => {
+    const want = opts.kernel ?? kernel ?? DEFAULT_PROFILE;
+    if (typeof want !== 'string') return want;
+    return want === 'host' ? opts.host : PROFILES[want];
+  };
   return {
     name: 'model',
     // the model host has two NUMA nodes (HostMm), so the NUMA selftests run
     numaNodes: 2,
+    // a profile stands for its kernel release: a scenario declared for other releases is skipped
+    incompatible(sc, kernel) {
+      const profile = resolve(kernel);
+      if (sc.kernels === undefined || sc.design !== undefined || !profile) return undefined;
+      const v = releaseVersion(profile.version);
+      if (!v || inKernelRange(v, parseKernelRange(sc.kernels))) return undefined;
+      return `declared for kernels ${sc.kernels}; profile ${profile.name} follows ${profile.version}`;
+    },
     open(kernel) {
       const want = opts.kernel ?? kernel ?? DEFAULT_PROFILE;
-      let profile: KernelProfile | undefined;
-      if (typeof want !== 'string') profile = want;
-      else if (want === 'host') profile = opts.host;
-      else profile = PROFILES[want];
+      const profile = resolve(kernel);
       if (!profile) return { skip: want === 'host' ? 'profile "host" needs a probe of /dev/kvm (guestmem caps)' : `unknown kernel profile ${want}` };
       return { kvm: createModelKvm({ kernel: profile }), profile: profile.name };
     },

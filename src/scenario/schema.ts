@@ -4,6 +4,7 @@
  * and every message names the path into the file.
  */
 import { z } from 'zod';
+import { KernelRangeError, parseKernelRange } from './kernels.js';
 
 const INT_RE = /^-?(0x[0-9a-f_]+|0b[01_]+|[0-9_]+)$/i;
 
@@ -268,6 +269,12 @@ export const ScenarioSchema = z
     name: z.string().min(1),
     description: z.string().optional(),
     kernel: z.union([z.enum(['6.8', '6.12', '6.18', '7.3', 'next', 'host']), CocoKernel]).optional(),
+    // the real kernel releases whose rules these expectations follow (kernels.ts); absent: every
+    // kernel that meets `requires`. The kvm backend runs the scenario only inside this range.
+    kernels: z
+      .string()
+      .refine((r) => kernelRangeError(r) === undefined, { error: (iss) => kernelRangeError(iss.input as string) ?? 'bad range' })
+      .optional(),
     // the model this scenario is written for (src/designs/); absent: the kernel's own uAPI
     design: DesignName.optional(),
     requires: z.array(z.string().regex(/^[a-z_]+(:[a-z0-9_]+)?$/, 'expected a requirement like "vm_type:sw_protected"')).optional(),
@@ -276,3 +283,13 @@ export const ScenarioSchema = z
   })
   .strict();
 export type Scenario = z.infer<typeof ScenarioSchema>;
+
+function kernelRangeError(r: string): string | undefined {
+  try {
+    parseKernelRange(r);
+    return undefined;
+  } catch (e) {
+    if (e instanceof KernelRangeError) return `expected a kernel range like ">=6.18" or "6.12 - 6.18": ${e.message}`;
+    throw e;
+  }
+}

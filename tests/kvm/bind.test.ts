@@ -3,10 +3,12 @@
  * order of the checks decides the errno, and a gmem slot is immutable.
  */
 import assert from 'node:assert/strict';
-import type { UserspaceMemoryRegion2 } from '../../src/api.js';
+import { release } from 'node:os';
+import type { Kvm, UserspaceMemoryRegion2 } from '../../src/api.js';
 import type { KvmVm } from '../../src/kvm/index.js';
-import { kvmTest } from '../support/kvm-gate.js';
-import { expectErrno, expectOk, GMEM_SHARED, MAP_SHARED, MEM_GUEST_MEMFD, MEM_LOG_DIRTY, MEM_READONLY, MiB, PS, RW, withKvm } from './helpers.js';
+import { CAP } from '../../src/uapi/constants.js';
+import { kvmTest, kvmTestIf, SHARED_GMEM } from '../support/kvm-gate.js';
+import { expectErrno, expectOk, GMEM_SHARED, MAP_SHARED, MEM_GUEST_MEMFD, MEM_LOG_DIRTY, MEM_READONLY, MiB, outcome, PS, RW, withKvm } from './helpers.js';
 
 const GPA = 0xc0000000n;
 const SIZE = 2n * MiB;
@@ -31,7 +33,7 @@ kvmTest('E1/SMR-1: the v1 ioctl refuses KVM_MEM_GUEST_MEMFD (and any flag but lo
   }),
 );
 
-kvmTest('E2/SMR-2..4: unsupported flags, LOG_DIRTY|GUEST_MEMFD and READONLY|GUEST_MEMFD are EINVAL', () =>
+kvmTestIf('E2/SMR-2..4: unsupported flags, LOG_DIRTY|GUEST_MEMFD and READONLY|GUEST_MEMFD are EINVAL', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: SIZE, flags: 0n });
@@ -43,7 +45,7 @@ kvmTest('E2/SMR-2..4: unsupported flags, LOG_DIRTY|GUEST_MEMFD and READONLY|GUES
   }),
 );
 
-kvmTest('E7.1: a guest_memfd number that is not open is EBADF', () =>
+kvmTestIf('E7.1: a guest_memfd number that is not open is EBADF', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     expectErrno(() => vm.setUserMemoryRegion2(region(9999)), 'EBADF');
@@ -51,7 +53,7 @@ kvmTest('E7.1: a guest_memfd number that is not open is EBADF', () =>
   }),
 );
 
-kvmTest("E7.2/SMR-5: a file that is not a gmem (memfd, VM fd, /dev/kvm) or another VM's gmem is EINVAL", () =>
+kvmTestIf("E7.2/SMR-5: a file that is not a gmem (memfd, VM fd, /dev/kvm) or another VM's gmem is EINVAL", ['guest_memfd'], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const other = kvm.createVm();
@@ -72,7 +74,7 @@ kvmTest("E7.2/SMR-5: a file that is not a gmem (memfd, VM fd, /dev/kvm) or anoth
   }),
 );
 
-kvmTest('E7.4/SMR-7: unaligned offset, offset == i_size or offset+size > i_size are EINVAL', () =>
+kvmTestIf('E7.4/SMR-7: unaligned offset, offset == i_size or offset+size > i_size are EINVAL', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: SIZE, flags: 0n });
@@ -85,7 +87,7 @@ kvmTest('E7.4/SMR-7: unaligned offset, offset == i_size or offset+size > i_size 
   }),
 );
 
-kvmTest('E7.5/E6/SMR-8..12: file-range overlap is EINVAL on 6.18, GPA overlap is EEXIST (checked first)', () =>
+kvmTestIf('E7.5/E6/SMR-8..12: file-range overlap is EINVAL on 6.18, GPA overlap is EEXIST (checked first)', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: 5n * SIZE, flags: 0n });
@@ -111,7 +113,7 @@ kvmTest('E7.5/E6/SMR-8..12: file-range overlap is EINVAL on 6.18, GPA overlap is
   }),
 );
 
-kvmTest('E5/E4/E3: a gmem slot is immutable; delete ignores gpa and fd but checks flags and offset', () =>
+kvmTestIf('E5/E4/E3: a gmem slot is immutable; delete ignores gpa and fd but checks flags and offset', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: SIZE, flags: GMEM_SHARED });
@@ -130,7 +132,7 @@ kvmTest('E5/E4/E3: a gmem slot is immutable; delete ignores gpa and fd but check
   }),
 );
 
-kvmTest('E10: userspace_addr 0 is accepted for a gmem slot', () =>
+kvmTestIf('E10: userspace_addr 0 is accepted for a gmem slot', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: SIZE, flags: 0n });
@@ -139,7 +141,7 @@ kvmTest('E10: userspace_addr 0 is accepted for a gmem slot', () =>
   }),
 );
 
-kvmTest('I2: closing a bound gmem succeeds; its number is then EBADF for new bindings', () =>
+kvmTestIf('I2: closing a bound gmem succeeds; its number is then EBADF for new bindings', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: 2n * SIZE, flags: 0n });
@@ -150,3 +152,39 @@ kvmTest('I2: closing a bound gmem succeeds; its number is then EBADF for new bin
     expectOk(() => del(vm, 10), 'the slot can still be deleted');
   }),
 );
+
+// A kernel built without guest_memfd (seen live: 6.18.44-fc-v1300) answers as kvm_main.c does when
+// the #ifdef CONFIG_KVM_GUEST_MEMFD cases are compiled out, and the model's 'host' profile agrees.
+kvmTest('without guest_memfd: KVM_CREATE_GUEST_MEMFD is ENOTTY, a GUEST_MEMFD slot is EINVAL, plain slots work', async (t) => {
+  const has = withKvm((kvm) => kvm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD));
+  if (has) {
+    t.skip(`kernel ${release()} has guest_memfd (KVM_CAP_GUEST_MEMFD ${has}); the lab has none without it either`);
+    return;
+  }
+  const { kvmBackend } = await import('../../src/cli/kvm-backend.js');
+  const { createModelKvm } = await import('../../src/model/index.js');
+  const profile = (await kvmBackend()).hostProfile();
+  assert.equal(profile.guestMemfd, false, 'the host profile follows KVM_CAP_GUEST_MEMFD = 0');
+  const model = createModelKvm({ kernel: profile });
+  try {
+    for (const kvm of [model, null]) {
+      const check = (k: Kvm) => {
+        const vm = k.createVm();
+        const gmem = outcome(() => vm.createGuestMemfd({ size: PS, flags: 0n }));
+        const map = k.mmapAnonymous(2n * MiB);
+        const slot = (flags: number) =>
+          outcome(() =>
+            vm.setUserMemoryRegion2({ slot: 0, flags, guestPhysAddr: 0n, memorySize: 2n * MiB, userspaceAddr: map.addr, guestMemfd: 0, guestMemfdOffset: 0n }),
+          );
+        const r = { gmem, gmemSlot: slot(MEM_GUEST_MEMFD), plainSlot: slot(0), flagsCap: k.checkExtension(CAP.KVM_CAP_GUEST_MEMFD_FLAGS) };
+        map.unmap();
+        vm.close();
+        return r;
+      };
+      const got = kvm ? check(kvm) : withKvm(check);
+      assert.deepEqual(got, { gmem: 'ENOTTY', gmemSlot: 'EINVAL', plainSlot: 'ok', flagsCap: 0 }, kvm ? 'model (host profile)' : '/dev/kvm');
+    }
+  } finally {
+    model.close();
+  }
+});

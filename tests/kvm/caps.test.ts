@@ -3,9 +3,10 @@
  * values for this machine's kind of kernel, and leaves nothing open behind it.
  */
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { countOpenFds, ownedCounts, probeCaps } from '../../src/kvm/index.js';
 import { kvmTest } from '../support/kvm-gate.js';
-import { withKvm } from './helpers.js';
+import { outcome, withKvm } from './helpers.js';
 
 kvmTest('probeCaps: JSON-able, consistent, read-only', () =>
   withKvm((kvm) => {
@@ -21,7 +22,13 @@ kvmTest('probeCaps: JSON-able, consistent, read-only', () =>
     assert.ok(r.vmTypes.names.includes('default'));
     assert.ok(!('error' in r.vm), 'a default VM could be created');
     assert.equal(r.system.KVM_CAP_USER_MEMORY2, 1);
-    assert.equal(r.system.KVM_CAP_GUEST_MEMFD, 1);
+    // KVM_CAP_GUEST_MEMFD says whether the ioctl exists: 0 here means the kernel has no
+    // KVM_CREATE_GUEST_MEMFD case (ENOTTY), 1 that a plain one can be made
+    const vm = kvm.createVm('default');
+    const made = outcome(() => vm.createGuestMemfd({ size: 4096n, flags: 0n }).close());
+    vm.close();
+    assert.equal(made, r.system.KVM_CAP_GUEST_MEMFD ? 'ok' : 'ENOTTY', `KVM_CAP_GUEST_MEMFD ${r.system.KVM_CAP_GUEST_MEMFD}`);
+    if (!r.system.KVM_CAP_GUEST_MEMFD) assert.equal(r.system.KVM_CAP_GUEST_MEMFD_FLAGS, 0, 'no flags without guest_memfd');
     if (r.system.KVM_CAP_GUEST_MEMFD_FLAGS) assert.ok(r.guestMemfdFlags.system.names.includes('mmap'), 'MMAP wherever flags exist');
     // KERNEL-SPEC §1.3: the guest_memfd caps read the same on /dev/kvm and on a default VM
     if (!('error' in r.vm)) {
@@ -44,6 +51,9 @@ kvmTest('probeCaps with guest: long mode, memory and MMIO work; hypercall forwar
     assert.equal(typeof g.hypercallExit, 'boolean');
     if (!g.hypercallExit) assert.ok(g.hypercallNote);
     if (r.guestMemfdFlags.system.mask === 3) assert.equal(typeof g.gmemFaultsWithoutHva, 'boolean');
+    else assert.equal(g.gmemFaultsWithoutHva, undefined, 'not tried without MMAP|INIT_SHARED');
+    assert.equal(typeof g.emulatedAccess, 'boolean', 'an unmapped hva gives MMIO or EFAULT');
+    if (existsSync('/sys/module/kvm_pvm')) assert.equal(g.emulatedAccess, true, 'PVM emulates guest code');
     assert.equal(countOpenFds(), fds);
     t.diagnostic(`guest: ${JSON.stringify(g)}`);
   }),

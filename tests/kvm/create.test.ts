@@ -5,10 +5,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { CAP } from '../../src/uapi/constants.js';
-import { kvmTest } from '../support/kvm-gate.js';
+import { kvmTestIf, SHARED_GMEM } from '../support/kvm-gate.js';
 import { expectErrno, GMEM_INIT_SHARED, GMEM_MMAP, GMEM_SHARED, KEEP, MAP_SHARED, MiB, PS, RW, withKvm } from './helpers.js';
 
-kvmTest('A1/GM-1: a single flag bit succeeds iff KVM_CAP_GUEST_MEMFD_FLAGS has it, else EINVAL', () =>
+kvmTestIf('A1/GM-1: a single flag bit succeeds iff KVM_CAP_GUEST_MEMFD_FLAGS has it, else EINVAL', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const supported = BigInt(vm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD_FLAGS));
@@ -20,14 +20,14 @@ kvmTest('A1/GM-1: a single flag bit succeeds iff KVM_CAP_GUEST_MEMFD_FLAGS has i
   }),
 );
 
-kvmTest('A2: INIT_SHARED without MMAP is accepted, but mmap of it is ENODEV', () =>
+kvmTestIf('A2: INIT_SHARED without MMAP is accepted, but mmap of it is ENODEV', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: PS, flags: GMEM_INIT_SHARED });
     expectErrno(() => g.mmap(0n, PS, RW, MAP_SHARED), 'ENODEV');
   }),
 );
 
-kvmTest('A3/GM-3: size <= 0 (as loff_t) or unaligned is EINVAL; there is no upper bound', () =>
+kvmTestIf('A3/GM-3: size <= 0 (as loff_t) or unaligned is EINVAL; there is no upper bound', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     for (const size of [0n, 1n, 4095n, 4097n, PS + 1n, 0xfffffffffffff000n, 1n << 63n, (1n << 64n) - 1n]) {
@@ -37,14 +37,14 @@ kvmTest('A3/GM-3: size <= 0 (as loff_t) or unaligned is EINVAL; there is no uppe
   }),
 );
 
-kvmTest('A4: reserved[] words are not checked', () =>
+kvmTestIf('A4: reserved[] words are not checked', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: PS, flags: 0n, reserved: [1n, 2n, 3n, 4n, 5n, (1n << 64n) - 1n] });
     assert.equal(g.size(), PS);
   }),
 );
 
-kvmTest('A6/GM-2/GM-10: a new fd without CLOEXEC, O_RDWR|O_LARGEFILE, a fresh 0100600 inode, st_blocks 0', () =>
+kvmTestIf('A6/GM-2/GM-10: a new fd without CLOEXEC, O_RDWR|O_LARGEFILE, a fresh 0100600 inode, st_blocks 0', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g1 = vm.createGuestMemfd({ size: PS, flags: 0n });
@@ -68,7 +68,7 @@ kvmTest('A6/GM-2/GM-10: a new fd without CLOEXEC, O_RDWR|O_LARGEFILE, a fresh 01
   }),
 );
 
-kvmTest('A5/A7: a guest_memfd outlives its VM fd (the file holds the VM)', () =>
+kvmTestIf('A5/A7: a guest_memfd outlives its VM fd (the file holds the VM)', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: 2n * MiB, flags: GMEM_MMAP | GMEM_INIT_SHARED });

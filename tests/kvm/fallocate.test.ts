@@ -10,13 +10,13 @@ import {
   FALLOC_FL_UNSHARE_RANGE,
   FALLOC_FL_ZERO_RANGE,
 } from '../../src/uapi/constants.js';
-import { kvmTest } from '../support/kvm-gate.js';
+import { kvmTestIf, SHARED_GMEM } from '../support/kvm-gate.js';
 import { INVALID_PUNCH_HOLE } from '../support/selftest-tables.js';
 import { expectErrno, expectOk, GMEM_SHARED, KEEP, KEEP_PUNCH, MAP_SHARED, PS, PUNCH, RW, withKvm } from './helpers.js';
 
 const T = 4n * PS;
 
-kvmTest('GM-11: the selftest sequence (allocate within, fail past i_size, punch anywhere)', () =>
+kvmTestIf('GM-11: the selftest sequence (allocate within, fail past i_size, punch anywhere)', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: 0n });
     expectOk(() => g.fallocate(KEEP, 0n, T), '(a)');
@@ -31,7 +31,7 @@ kvmTest('GM-11: the selftest sequence (allocate within, fail past i_size, punch 
   }),
 );
 
-kvmTest('GM-12/C3: every unaligned punch is EINVAL', () =>
+kvmTestIf('GM-12/C3: every unaligned punch is EINVAL', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: 0n });
     const cases = INVALID_PUNCH_HOLE;
@@ -40,7 +40,7 @@ kvmTest('GM-12/C3: every unaligned punch is EINVAL', () =>
   }),
 );
 
-kvmTest('C0: the VFS checks come first (len <= 0, negative offset, EFBIG, PUNCH without KEEP)', () =>
+kvmTestIf('C0: the VFS checks come first (len <= 0, negative offset, EFBIG, PUNCH without KEEP)', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: 0n });
     expectErrno(() => g.fallocate(KEEP, 0n, 0n), 'EINVAL', 'len 0');
@@ -53,7 +53,7 @@ kvmTest('C0: the VFS checks come first (len <= 0, negative offset, EFBIG, PUNCH 
   }),
 );
 
-kvmTest('C1/C2: mode 0 and extra mode bits are EOPNOTSUPP', () =>
+kvmTestIf('C1/C2: mode 0 and extra mode bits are EOPNOTSUPP', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: 0n });
     expectErrno(() => g.fallocate(0, 0n, PS), 'EOPNOTSUPP');
@@ -61,7 +61,7 @@ kvmTest('C1/C2: mode 0 and extra mode bits are EOPNOTSUPP', () =>
   }),
 );
 
-kvmTest('C4/C5: allocate straddling i_size is EINVAL; punch at, past or across i_size is 0', () =>
+kvmTestIf('C4/C5: allocate straddling i_size is EINVAL; punch at, past or across i_size is 0', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: 0n });
     expectErrno(() => g.fallocate(KEEP, T - PS, 2n * PS), 'EINVAL');
@@ -71,7 +71,7 @@ kvmTest('C4/C5: allocate straddling i_size is EINVAL; punch at, past or across i
   }),
 );
 
-kvmTest('C5: a punched page reads back as zero through the mapping; allocate exposes zeroes', () =>
+kvmTestIf('C5: a punched page reads back as zero through the mapping; allocate exposes zeroes', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: GMEM_SHARED });
     const m = g.mmap(0n, T, RW, MAP_SHARED);
@@ -87,7 +87,7 @@ kvmTest('C5: a punched page reads back as zero through the mapping; allocate exp
   }),
 );
 
-kvmTest('C7: fallocate keeps working after the VM fd is closed', () =>
+kvmTestIf('C7: fallocate keeps working after the VM fd is closed', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: T, flags: 0n });

@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { SEEK_CUR, SEEK_END, SEEK_SET } from '../../src/uapi/constants.js';
-import { kvmTest } from '../support/kvm-gate.js';
+import { kvmTest, kvmTestIf, SHARED_GMEM } from '../support/kvm-gate.js';
 import { expectErrno, GMEM_SHARED, PS, withKvm } from './helpers.js';
 
-kvmTest('B1/GM-4: read/write are EINVAL, pread/pwrite are ESPIPE', () =>
+kvmTestIf('B1/GM-4: read/write are EINVAL, pread/pwrite are ESPIPE', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: 4n * PS, flags: GMEM_SHARED });
     const f = kvm.files;
@@ -18,14 +18,14 @@ kvmTest('B1/GM-4: read/write are EINVAL, pread/pwrite are ESPIPE', () =>
   }),
 );
 
-kvmTest('B2: lseek with any whence is ESPIPE', () =>
+kvmTestIf('B2: lseek with any whence is ESPIPE', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: PS, flags: 0n });
     for (const whence of [SEEK_SET, SEEK_CUR, SEEK_END]) expectErrno(() => kvm.files.lseek(g.fd, 0n, whence), 'ESPIPE');
   }),
 );
 
-kvmTest('B3: ftruncate to any size, the current one included, is EINVAL', () =>
+kvmTestIf('B3: ftruncate to any size, the current one included, is EINVAL', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: 2n * PS, flags: 0n });
     for (const size of [0n, PS, 2n * PS, 4n * PS]) expectErrno(() => kvm.files.ftruncate(g.fd, size), 'EINVAL');
@@ -33,7 +33,7 @@ kvmTest('B3: ftruncate to any size, the current one included, is EINVAL', () =>
   }),
 );
 
-kvmTest('B6: dup gives a second fd on the same file', () =>
+kvmTestIf('B6: dup gives a second fd on the same file', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: PS, flags: 0n });
     const d = kvm.files.dup(g.fd);

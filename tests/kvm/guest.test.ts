@@ -8,13 +8,13 @@ import { existsSync } from 'node:fs';
 import { CODE_GPA, KvmError } from '../../src/api.js';
 import { probeCaps } from '../../src/kvm/index.js';
 import { CAP, KVM_EXIT_HYPERCALL_LONG_MODE, KVM_HC_MAP_GPA_RANGE } from '../../src/uapi/constants.js';
-import { kvmTest, kvmTestIf } from '../support/kvm-gate.js';
+import { kernelLacks, kvmTest, kvmTestIf, SHARED_GMEM } from '../support/kvm-gate.js';
 import { expectErrno, GMEM_MMAP, GMEM_SHARED, KEEP_PUNCH, MAP_SHARED, MEM_GUEST_MEMFD, MiB, PS, RW, withKvm } from './helpers.js';
 
 const GPA = 1n << 32n;
 const PVM = existsSync('/sys/module/kvm_pvm');
 
-kvmTest('QEMU-style gmem memory: host write -> guest read, guest write -> host read, punch -> guest reads 0', () =>
+kvmTestIf('QEMU-style gmem memory: host write -> guest read, guest write -> host read, punch -> guest reads 0', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     const g = vm.createGuestMemfd({ size: 2n * MiB, flags: GMEM_SHARED });
@@ -178,7 +178,7 @@ kvmTest('map_gpa_range: KVM_EXIT_HYPERCALL where the kernel forwards it, else EI
 // On VMX/SVM hosts with TDP the same accesses are served from the guest_memfd (KERNEL-SPEC G6).
 kvmTestIf(
   'PVM: guest accesses go through userspace_addr, so a gmem slot without a usable hva gives MMIO',
-  () => (PVM ? undefined : 'kvm_pvm'),
+  () => (PVM ? kernelLacks(SHARED_GMEM) : 'the kvm_pvm module (guest code is not emulated here)'),
   () => {
     withKvm((kvm) => {
       const vm = kvm.createVm();

@@ -16,7 +16,7 @@ import type { KvmMapping, KvmSystem } from '../../src/kvm/index.js';
 import { sys } from '../../src/kvm/sys.js';
 import { PROT_READ } from '../../src/uapi/constants.js';
 import { IOCTL } from '../../src/uapi/ioctls.js';
-import { kvmTest } from '../support/kvm-gate.js';
+import { kvmTest, kvmTestIf, SHARED_GMEM } from '../support/kvm-gate.js';
 import { expectErrno, GMEM_MMAP, GMEM_SHARED, hostFault, KEEP, MAP_SHARED, outcome, PS, RW, withKvm } from './helpers.js';
 
 /** The same file range mapped again, but accessed kernel-checked (as for a file of unknown flags). */
@@ -24,7 +24,7 @@ function checkedTwin(kvm: KvmSystem, fd: number, offset: bigint, length: bigint)
   return kvm.files.map(fd, offset, length, RW, MAP_SHARED, { kind: 'unknown' });
 }
 
-kvmTest('GM-8/D5: past i_size a read is SIGBUS at the first page past the end; nothing is returned', () =>
+kvmTestIf('GM-8/D5: past i_size a read is SIGBUS at the first page past the end; nothing is returned', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: 2n * PS, flags: GMEM_SHARED });
     const m = g.mmap(0n, 4n * PS, RW, MAP_SHARED);
@@ -39,7 +39,7 @@ kvmTest('GM-8/D5: past i_size a read is SIGBUS at the first page past the end; n
   }),
 );
 
-kvmTest('GM-8: a write spanning i_size stores the bytes before the end, then faults (memset order)', () =>
+kvmTestIf('GM-8: a write spanning i_size stores the bytes before the end, then faults (memset order)', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: 2n * PS, flags: GMEM_SHARED });
     const m = g.mmap(0n, 4n * PS, RW, MAP_SHARED);
@@ -52,7 +52,7 @@ kvmTest('GM-8: a write spanning i_size stores the bytes before the end, then fau
   }),
 );
 
-kvmTest('GM-9/D5: without INIT_SHARED every access faults at its first byte, even after fallocate', () =>
+kvmTestIf('GM-9/D5: without INIT_SHARED every access faults at its first byte, even after fallocate', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: 4n * PS, flags: GMEM_MMAP });
     const m = g.mmap(0n, 4n * PS, RW, MAP_SHARED);
@@ -63,7 +63,7 @@ kvmTest('GM-9/D5: without INIT_SHARED every access faults at its first byte, eve
   }),
 );
 
-kvmTest('the prediction and the kernel-checked path agree on every gmem case', () =>
+kvmTestIf('the prediction and the kernel-checked path agree on every gmem case', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     for (const flags of [GMEM_MMAP, GMEM_SHARED]) {
@@ -106,7 +106,7 @@ function attempt(fn: () => unknown): string {
   }
 }
 
-kvmTest('a gmem whose flags this process does not know is accessed kernel-checked', () =>
+kvmTestIf('a gmem whose flags this process does not know is accessed kernel-checked', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const vm = kvm.createVm();
     // Created behind the backend's back with a raw ioctl, so the known-files table has no entry.
@@ -143,7 +143,7 @@ kvmTest('a memfd mapping past EOF faults (kernel-checked, size may change under 
   }),
 );
 
-kvmTest('SIGSEGV without touching: outside the mapping, after unmap, against its protection', () =>
+kvmTestIf('SIGSEGV without touching: outside the mapping, after unmap, against its protection', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: 4n * PS, flags: GMEM_SHARED });
     const m = g.mmap(0n, 2n * PS, RW, MAP_SHARED);
@@ -190,7 +190,7 @@ touch(Number(bad));
 process.stdout.write('survived;');
 `;
 
-kvmTest('a child that touches the predicted pages directly dies of SIGBUS exactly there', () =>
+kvmTestIf('a child that touches the predicted pages directly dies of SIGBUS exactly there', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const script = join(tmpdir(), `guestmem-sigbus-child-${process.pid}.mjs`);
     writeFileSync(script, CHILD);

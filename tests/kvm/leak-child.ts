@@ -4,23 +4,45 @@
  * count reflects what the backend holds rather than how the V8 heap of a test runner grew.
  * Prints one JSON object on stdout.
  */
+
 import { knownGmemCount, listMappings, listOpenFds, openKvm, ownedCounts, traceMappings } from '../../src/kvm/index.js';
+import { CAP } from '../../src/uapi/constants.js';
 
 const MiB = 1n << 20n;
 const cycles = Number(process.argv[2] ?? 200);
 
+/**
+ * Guest memory the way QEMU maps it: an MMAP|INIT_SHARED guest_memfd where the kernel has one, a
+ * memfd otherwise (KVM_CAP_GUEST_MEMFD_FLAGS says which), so the ownership check runs on any kernel.
+ */
+const probe = openKvm();
+const GMEM = (BigInt(probe.checkExtension(CAP.KVM_CAP_GUEST_MEMFD_FLAGS)) & 3n) === 3n;
+probe.close();
+
 function cycle(): void {
   const kvm = openKvm();
   const vm = kvm.createVm();
-  const g = vm.createGuestMemfd({ size: 2n * MiB, flags: 3n });
-  const m = g.mmap(0n, 2n * MiB, 3, 1);
+  const size = 2n * MiB;
+  let fd: number;
+  let close: () => void;
+  if (GMEM) {
+    const g = vm.createGuestMemfd({ size, flags: 3n });
+    fd = g.fd;
+    close = () => g.close();
+  } else {
+    const f = kvm.files.memfdCreate('leak');
+    kvm.files.ftruncate(f, size);
+    fd = f;
+    close = () => kvm.files.close(f);
+  }
+  const m = kvm.files.mmap(fd, 0n, size, 3, 1);
   vm.setUserMemoryRegion2({
     slot: 0,
-    flags: 4,
+    flags: GMEM ? 4 : 0,
     guestPhysAddr: 1n << 32n,
-    memorySize: 2n * MiB,
+    memorySize: size,
     userspaceAddr: m.addr,
-    guestMemfd: g.fd,
+    guestMemfd: GMEM ? fd : 0,
     guestMemfdOffset: 0n,
   });
   m.write(0x1000n, Uint8Array.of(0x41, 0x42, 0x43, 0x44));
@@ -29,7 +51,7 @@ function cycle(): void {
   const e = v.run();
   if (e.reason !== 'hlt' || e.reads[0] !== 0x44434241n) throw new Error(`guest saw ${String(e.reads[0])} (${e.reason})`);
   m.unmap();
-  g.close();
+  close();
   vm.close();
   kvm.close();
 }
@@ -73,6 +95,7 @@ const left = ranges.filter(([a, b]) => live.has(`${a}-${b}`)).map(([a, b]) => `0
 process.stdout.write(
   JSON.stringify({
     cycles,
+    memory: GMEM ? 'guest_memfd' : 'memfd',
     gc: gc !== undefined,
     fds: [before.fds.length, fdsAfter.length],
     fdsAdded: fdsAfter.filter((f) => !before.fds.includes(f)),

@@ -4,12 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { MADV, MAP_SHARED_VALIDATE, PROT_EXEC, PROT_READ } from '../../src/uapi/constants.js';
-import { kvmTest } from '../support/kvm-gate.js';
+import { kvmTestIf, SHARED_GMEM } from '../support/kvm-gate.js';
 import { expectErrno, expectOk, GMEM_MMAP, GMEM_SHARED, MAP_PRIVATE, MAP_SHARED, MiB, PS, RW, withKvm } from './helpers.js';
 
 const T = 4n * PS;
 
-kvmTest('D2/GM-5: without GUEST_MEMFD_FLAG_MMAP every mmap is ENODEV', () =>
+kvmTestIf('D2/GM-5: without GUEST_MEMFD_FLAG_MMAP every mmap is ENODEV', ['guest_memfd'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: 0n });
     expectErrno(() => g.mmap(0n, PS, RW, MAP_SHARED), 'ENODEV');
@@ -18,7 +18,7 @@ kvmTest('D2/GM-5: without GUEST_MEMFD_FLAG_MMAP every mmap is ENODEV', () =>
   }),
 );
 
-kvmTest('D3/GM-6: MAP_PRIVATE is EINVAL (any prot); MAP_SHARED and MAP_SHARED_VALIDATE work', () =>
+kvmTestIf('D3/GM-6: MAP_PRIVATE is EINVAL (any prot); MAP_SHARED and MAP_SHARED_VALIDATE work', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: GMEM_SHARED });
     expectErrno(() => g.mmap(0n, T, RW, MAP_PRIVATE), 'EINVAL');
@@ -28,7 +28,7 @@ kvmTest('D3/GM-6: MAP_PRIVATE is EINVAL (any prot); MAP_SHARED and MAP_SHARED_VA
   }),
 );
 
-kvmTest('D4: a mapping may be larger than the file or start past its end', () =>
+kvmTestIf('D4: a mapping may be larger than the file or start past its end', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: GMEM_SHARED });
     expectOk(() => g.mmap(0n, 4n * T, RW, MAP_SHARED));
@@ -36,7 +36,7 @@ kvmTest('D4: a mapping may be larger than the file or start past its end', () =>
   }),
 );
 
-kvmTest('D7: PROT_EXEC is EPERM (noexec mount); an unaligned offset is EINVAL', () =>
+kvmTestIf('D7: PROT_EXEC is EPERM (noexec mount); an unaligned offset is EINVAL', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: GMEM_SHARED });
     expectErrno(() => g.mmap(0n, T, RW | PROT_EXEC, MAP_SHARED), 'EPERM');
@@ -44,7 +44,7 @@ kvmTest('D7: PROT_EXEC is EPERM (noexec mount); an unaligned offset is EINVAL', 
   }),
 );
 
-kvmTest('GM-7/D6: data persists in the file, a second mapping sees it, punch zeroes both', () =>
+kvmTestIf('GM-7/D6: data persists in the file, a second mapping sees it, punch zeroes both', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: GMEM_SHARED });
     const a = g.mmap(0n, T, RW, MAP_SHARED);
@@ -65,7 +65,7 @@ kvmTest('GM-7/D6: data persists in the file, a second mapping sees it, punch zer
   }),
 );
 
-kvmTest('D7/GM-15: madvise on a gmem mapping (HUGEPAGE 0, COLLAPSE EINVAL, REMOVE punches)', () =>
+kvmTestIf('D7/GM-15: madvise on a gmem mapping (HUGEPAGE 0, COLLAPSE EINVAL, REMOVE punches)', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: 2n * MiB, flags: GMEM_SHARED });
     const m = g.mmap(0n, 2n * MiB, RW, MAP_SHARED);
@@ -80,7 +80,7 @@ kvmTest('D7/GM-15: madvise on a gmem mapping (HUGEPAGE 0, COLLAPSE EINVAL, REMOV
   }),
 );
 
-kvmTest('mmap of a gmem created with MMAP only succeeds (faults come later: see host-fault tests)', () =>
+kvmTestIf('mmap of a gmem created with MMAP only succeeds (faults come later: see host-fault tests)', ['guest_memfd', 'guest_memfd_flags:mmap'], () =>
   withKvm((kvm) => {
     const g = kvm.createVm().createGuestMemfd({ size: T, flags: GMEM_MMAP });
     expectOk(() => g.mmap(0n, T, RW, MAP_SHARED));

@@ -3,6 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { getProfile, hostProfile } from '../../src/model/index.js';
 import { CAP } from '../../src/uapi/constants.js';
 import { expectErrno, expectOk, GMEM_INIT_SHARED, GMEM_MMAP, gmemFile, inodeOf, KEEP, MiB, PS, setup, TiB } from './helpers.js';
 
@@ -182,4 +183,36 @@ test("§1.3: KVM_CHECK_EXTENSION through the Kvm handle, whose fd number now nam
   assert.equal(kvm.files.dup(vm.fd), kvmFd);
   assert.equal(kvm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD), 0, '6.8 default VM scope: !kvm || has_private_mem = 0');
   expectErrno(() => kvm.createVm('default'), 'ENOTTY');
+});
+
+test('A0: a kernel without guest_memfd (the config off): KVM_CREATE_GUEST_MEMFD is ENOTTY, the caps are 0, a GUEST_MEMFD slot is EINVAL', () => {
+  // kvm_vm_ioctl has no KVM_CREATE_GUEST_MEMFD case without CONFIG_KVM_GUEST_MEMFD (CONFIG_KVM_PRIVATE_MEM
+  // before 6.18): kvm_arch_vm_ioctl's default answers ENOTTY. Seen live on 6.18.44-fc-v1300.
+  for (const base of ['6.8', '6.12', '6.18', '7.3']) {
+    const { kvm, vm } = setup({ ...getProfile(base), guestMemfd: false });
+    assert.equal(kvm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD), 0, base);
+    assert.equal(kvm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD_FLAGS), 0, base);
+    assert.equal(vm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD), 0, base);
+    expectErrno(() => vm.createGuestMemfd({ size: PS, flags: 0n }), 'ENOTTY', base);
+    // the ioctl does not exist, so not even its arguments are looked at
+    expectErrno(() => vm.createGuestMemfd({ size: 1n, flags: 1n << 63n }), 'ENOTTY', base);
+    const map = kvm.mmapAnonymous(2n * MiB);
+    const slot = (flags: number) => () =>
+      vm.setUserMemoryRegion2({ slot: 0, flags, guestPhysAddr: 0n, memorySize: 2n * MiB, userspaceAddr: map.addr, guestMemfd: 0, guestMemfdOffset: 0n });
+    // check_memory_region_flags: GUEST_MEMFD is never a valid flag, on any VM type
+    expectErrno(slot(4), 'EINVAL', base);
+    expectOk(slot(0), base);
+  }
+});
+
+test('A0: the host profile follows the probe: KVM_CAP_GUEST_MEMFD 0 means no guest_memfd', () => {
+  const system = { [CAP.KVM_CAP_GUEST_MEMFD]: 0, [CAP.KVM_CAP_USER_MEMORY2]: 1, [CAP.KVM_CAP_VM_TYPES]: 1 };
+  const p = hostProfile({ release: '6.18.44-fc-v1300', system });
+  assert.equal(p.guestMemfd, false);
+  assert.deepEqual(p.vmTypes, ['default']);
+  const { vm } = setup(p);
+  expectErrno(() => vm.createGuestMemfd({ size: PS, flags: 0n }), 'ENOTTY');
+  const withGmem = hostProfile({ release: '6.12.118', system: { ...system, [CAP.KVM_CAP_GUEST_MEMFD]: 1, [CAP.KVM_CAP_VM_TYPES]: 0b11 } });
+  assert.equal(withGmem.guestMemfd, true);
+  assert.deepEqual(withGmem.vmTypes, ['default', 'sw_protected']);
 });
