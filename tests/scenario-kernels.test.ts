@@ -72,5 +72,5 @@ test('the model skips a scenario outside its declared kernels, naming the range 
   assert.equal(runScenario(sc, 'x.json', modelBackend()).status, 'passed');
   const r = runScenario(sc, 'x.json', modelBackend({ kernel: '6.12' }));
   assert.equal(r.status, 'skipped');
-  assert.equal(r.reason, 'declared for kernels >=6.18; profile 6.12 follows 6.12');
+  assert.equal(r.reason, 'declared for kernels >=6.18; profile 6.12 follows 6.12.118');
 });

@@ -78,10 +78,11 @@ export function registerLab(program: Command): void {
     .argument('[scenarios...]', 'scenario files or directories (default: scenarios/)')
     .addOption(kernelOption())
     .addOption(new Option('--backend <backend>', 'backend of guestmem run inside the VM').choices(['model', 'kvm']).default(DEFAULT_GUEST_BACKEND))
-    .addOption(new Option('--timeout <seconds>', 'hard limit for one VM: boot, probe and scenarios').argParser(seconds).default(300))
+    .addOption(new Option('--timeout <seconds>', 'hard limit for one VM: boot, probe, scenarios, the kvm backend tests and the lockstep replay').argParser(seconds).default(900))
     .addOption(buildTimeoutOption())
     .option('--no-probe', 'skip the raw /dev/kvm probe inside the VM')
     .option('--no-lockstep', 'skip replaying the scenarios in lockstep against the model (guestmem diff --batch)')
+    .option('--no-kvm-tests', "skip the kvm backend's own tests (dist/tests/kvm) inside the VM")
     .option('--json', 'print the results as JSON')
     .option('-v, --verbose', 'list passed scenarios too')
     .action(
@@ -94,6 +95,7 @@ export function registerLab(program: Command): void {
           buildTimeout: number;
           probe: boolean;
           lockstep: boolean;
+          kvmTests: boolean;
           json?: boolean;
           verbose?: boolean;
         },
@@ -107,6 +109,7 @@ export function registerLab(program: Command): void {
             buildTimeoutMs: o.buildTimeout * 1000,
             noProbe: !o.probe,
             lockstep: o.lockstep,
+            kvmTests: o.kvmTests,
             progress: createProgress(),
           });
           if (o.json) out(JSON.stringify(runs, null, 2));

@@ -4,6 +4,7 @@
  *   hello     {kernel, release, version, node, uptime, cmdline}          driver started
  *   probe     {device, open, apiVersion, system, vmTypes, vms, params, swProtectedVm}   (probe.ts)
  *   scenario  {command, name, file, status, reason?, backend, kernel, stepCount, steps?}
+ *   test      {command, name, status, reason?}                           a kvm backend test (node:test)
  *   command   {label, argv, status, signal, seconds, summary?, stderr?}
  *   kernel-log {warnings: [...]}                                           WARNING/BUG lines of dmesg
  *   canary    {ok, stuck, results: {default, sw_protected}, seconds}       a halting guest per VM type
@@ -25,6 +26,15 @@ export interface ScenarioRecord {
   kernel: string;
   stepCount: number;
   steps?: unknown[];
+}
+
+/** One of the kvm backend's own tests, run inside the VM (tests/kvm/). */
+export interface TestRecord {
+  command: string;
+  name: string;
+  status: 'passed' | 'failed' | 'skipped';
+  /** the skip reason (a capability the kernel lacks) or the failure's error */
+  reason?: string;
 }
 
 export interface CommandRecord {
@@ -61,6 +71,8 @@ export interface KernelRun {
   timings: { buildSeconds?: number; kernelCached: boolean; packSeconds: number; bootSeconds?: number; driverSeconds?: number; wallSeconds: number };
   probe?: ProbeResult;
   scenarios: ScenarioRecord[];
+  /** the kvm backend's own tests, run inside this kernel */
+  tests: TestRecord[];
   commands: CommandRecord[];
   kernelWarnings: string[];
   errors: { stage: string; message: string }[];
@@ -76,7 +88,7 @@ export interface KernelRun {
 
 /** Fold records into a KernelRun (the caller fills timings and the boot outcome). */
 export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kernel' | 'sourceVersion' | 'backend' | 'runDir' | 'timings'>): KernelRun {
-  const run: KernelRun = { ...base, ok: false, problems: [], scenarios: [], commands: [], kernelWarnings: [], errors: [] };
+  const run: KernelRun = { ...base, ok: false, problems: [], scenarios: [], tests: [], commands: [], kernelWarnings: [], errors: [] };
   let sawDone = false;
   let exitRc: number | undefined;
   for (const r of records) {
@@ -89,6 +101,9 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
         break;
       case 'scenario':
         run.scenarios.push(r as unknown as ScenarioRecord);
+        break;
+      case 'test':
+        run.tests.push(r as unknown as TestRecord);
         break;
       case 'command':
         run.commands.push(r as unknown as CommandRecord);
@@ -122,16 +137,23 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
     run.problems.push(`no SW_PROTECTED VM: KVM_CREATE_VM(1) -> ${describeAnswer(run.probe.vms?.sw_protected?.created ?? run.probe.open)}`);
   for (const e of run.errors) run.problems.push(`${e.stage}: ${e.message.split('\n')[0]}`);
   for (const c of run.commands) {
-    const what = `guestmem ${c.argv.slice(0, 3).join(' ')}`;
+    const what = commandName(c).split(' ').slice(0, 4).join(' ');
     const completed = c.status !== null && (c.okStatuses ?? [0]).includes(c.status);
     if (c.timedOut) run.problems.push(`${what} hung and was killed after ${c.seconds.toFixed(0)} s`);
     else if (!completed) run.problems.push(`${what} exited with ${c.status ?? c.signal}${c.summary ? ` (${c.summary.failed} failed)` : ''}`);
     if (!completed && c.stderr) run.problems.push(`its stderr: ${headline(c.stderr)}`);
   }
+  for (const t of run.tests.filter((x) => x.status === 'failed')) run.problems.push(`kvm test failed: ${t.name}: ${t.reason ?? ''}`.slice(0, 400));
   if (run.kernelWarnings.length) run.problems.push(`the kernel logged ${run.kernelWarnings.length} warning(s): ${run.kernelWarnings[0]}`);
   if (exitRc === undefined && sawDone) run.problems.push('/init did not report the driver exit');
   run.ok = run.problems.length === 0;
   return run;
+}
+
+/** A command as the VM ran it: the guestmem CLI, or node itself (the kvm-tests job), scenario files left out. */
+function commandName(c: CommandRecord): string {
+  const args = c.argv.filter((a) => !a.endsWith('.json') && !a.endsWith('.yaml')).join(' ');
+  return c.argv[0]?.startsWith('--') ? `node ${args}` : `guestmem ${args}`;
 }
 
 /** The line of a stderr tail that says what went wrong: a thrown error's message, else the last line. */
@@ -189,9 +211,7 @@ export function formatKernelRun(r: KernelRun, verbose = false): string {
   lines.push(`      ${probeLine(r.probe)}`);
   for (const c of r.commands) {
     const s = c.summary;
-    lines.push(
-      `      guestmem ${c.argv.filter((a) => !a.endsWith('.json') && !a.endsWith('.yaml')).join(' ')}: ${s ? `${s.passed} passed, ${s.failed} failed, ${s.skipped} skipped` : `exit ${c.status}`} (${secs(c.seconds)})`,
-    );
+    lines.push(`      ${commandName(c)}: ${s ? `${s.passed} passed, ${s.failed} failed, ${s.skipped} skipped` : `exit ${c.status}`} (${secs(c.seconds)})`);
   }
   if (r.lockstep) {
     const l = r.lockstep;
@@ -205,6 +225,13 @@ export function formatKernelRun(r: KernelRun, verbose = false): string {
     }
     if (verbose) for (const [w, n] of why) lines.push(`        not replayed: ${n} x ${w}`);
   }
+  const testSkips = new Map<string, number>();
+  for (const x of r.tests) {
+    if (x.status === 'skipped') testSkips.set(x.reason ?? 'no reason given', (testSkips.get(x.reason ?? 'no reason given') ?? 0) + 1);
+    else if (x.status === 'failed' || verbose)
+      lines.push(`      ${x.status === 'failed' ? 'FAILED ' : 'passed '} kvm test: ${x.name}${x.reason ? `: ${x.reason}` : ''}`);
+  }
+  for (const [why, n] of testSkips) lines.push(`      SKIPPED ${n} kvm test${n === 1 ? '' : 's'}: ${why}`);
   const skips = new Map<string, number>();
   for (const sc of r.scenarios) {
     if (!verbose && sc.status === 'passed') continue;

@@ -15,14 +15,19 @@ import { probeKvm } from './probe.js';
 export interface JobCommand {
   /** What the results call this command ('run'). */
   label: string;
-  /** Arguments of dist/src/cli/main.js. */
+  /** Arguments of dist/src/cli/main.js, or of node itself with `node`. */
   argv: string[];
+  /** argv goes to node rather than to the guestmem CLI (the kvm backend's own test files). */
+  node?: boolean;
+  /** more environment for this command */
+  env?: Record<string, string>;
   /**
    * 'run-json': stdout is `guestmem run --json`; each scenario becomes a line. 'lines': the command
    * writes result records (JSON lines with a `t`) itself, straight to the data port as they come,
-   * so that the host sees progress (`guestmem diff --batch`).
+   * so that the host sees progress (`guestmem diff --batch`). 'tap': stdout is node:test's TAP;
+   * each top-level test becomes a line.
    */
-  parse?: 'run-json' | 'lines';
+  parse?: 'run-json' | 'lines' | 'tap';
   /** Exit statuses that mean the command ran to the end (its records tell the outcome); default [0]. */
   okStatuses?: number[];
 }
@@ -101,11 +106,11 @@ async function main(jobPath: string): Promise<number> {
   }
   for (const c of job.commands) {
     const s = Date.now();
-    const r = spawnSync(process.execPath, [CLI, ...c.argv], {
+    const r = spawnSync(process.execPath, c.node ? c.argv : [CLI, ...c.argv], {
       cwd: APP,
       encoding: 'utf8',
       maxBuffer: 1 << 30,
-      env: process.env,
+      env: { ...process.env, ...c.env },
       ...(c.parse === 'lines' && { stdio: ['ignore', 'inherit', 'pipe'] as ['ignore', 'inherit', 'pipe'] }),
       ...(job.commandTimeoutMs !== undefined && { timeout: job.commandTimeoutMs, killSignal: 'SIGKILL' as const }),
     });
@@ -126,6 +131,13 @@ async function main(jobPath: string): Promise<number> {
         bad = true;
       }
     }
+    if (c.parse === 'tap') {
+      for (const t of parseTap(r.stdout ?? '')) {
+        if (t.status !== 'failed' && t.status !== 'passed' && t.status !== 'skipped') continue;
+        summary[t.status]++;
+        emit({ t: 'test', command: c.label, ...t });
+      }
+    }
     const stderr = (r.stderr ?? '').trim().split('\n').slice(-20).join('\n');
     emit({
       t: 'command',
@@ -135,7 +147,7 @@ async function main(jobPath: string): Promise<number> {
       signal: r.signal,
       seconds,
       ...(c.okStatuses && { okStatuses: c.okStatuses }),
-      ...(c.parse === 'run-json' ? { summary } : c.parse === 'lines' ? {} : { stdout: (r.stdout ?? '').slice(-20000) }),
+      ...(c.parse === 'run-json' || c.parse === 'tap' ? { summary } : c.parse === 'lines' ? {} : { stdout: (r.stdout ?? '').slice(-20000) }),
       ...(stderr && { stderr }),
       ...(timedOut && { timedOut, error: `killed after ${job.commandTimeoutMs} ms` }),
       ...(r.error && !timedOut && { error: r.error.message }),
@@ -147,6 +159,56 @@ async function main(jobPath: string): Promise<number> {
   if (after) emit({ t: 'kernel-log', warnings: after.slice(before?.length ?? 0).filter((l) => KERNEL_SPLAT.test(l)) });
   emit({ t: 'done', seconds: (Date.now() - t0) / 1000, uptime: uptime() });
   return bad ? 1 : 0;
+}
+
+export interface TapTest {
+  /** the test file (node:test runs one subtest per file) */
+  file?: string;
+  name: string;
+  status: 'passed' | 'failed' | 'skipped' | 'todo';
+  /** the skip reason, or the failure's error message */
+  reason?: string;
+}
+
+/**
+ * node:test's TAP, read at the level of each file's tests. `node --test` nests every test of a file
+ * under a subtest named after the file; the file level is kept as `file`. A test's YAML block gives
+ * a failure its error.
+ */
+export function parseTap(tap: string): TapTest[] {
+  const out: TapTest[] = [];
+  const lines = tap.split('\n');
+  // the depth of a file's tests: one level in when node --test names files, else the top level
+  const nested = lines.some((l) => /^# Subtest: .*\.js$/.test(l));
+  const depth = nested ? '    ' : '';
+  let file: string | undefined;
+  for (let i = 0; i < lines.length; i++) {
+    const l = lines[i] as string;
+    const f = /^# Subtest: (.*\.js)$/.exec(l);
+    if (nested && f) file = f[1];
+    const m = new RegExp(`^${depth}(not ok|ok) \\d+ - (.*?)(?: # (SKIP|TODO)(?: (.*))?)?$`).exec(l);
+    if (!m) continue;
+    const [, ok, name, directive, why] = m as unknown as [string, string, string, string | undefined, string | undefined];
+    const t: TapTest = {
+      ...(file && { file }),
+      name,
+      status: directive === 'SKIP' ? 'skipped' : directive === 'TODO' ? 'todo' : ok === 'ok' ? 'passed' : 'failed',
+    };
+    if (why) t.reason = why;
+    if (t.status === 'failed') {
+      // the YAML block below: keep its error line(s)
+      const block: string[] = [];
+      for (let j = i + 1; j < lines.length && (lines[j] as string).startsWith(`${depth}  `); j++) block.push((lines[j] as string).trim());
+      const at = block.findIndex((b) => b.startsWith('error:'));
+      if (at >= 0)
+        t.reason = block
+          .slice(at, at + 6)
+          .join(' ')
+          .slice(0, 600);
+    }
+    out.push(t);
+  }
+  return out;
 }
 
 const CANARY_DEADLINE_MS = 20_000;

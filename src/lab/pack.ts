@@ -18,6 +18,8 @@ import { requirePrereqs, which } from './prereq.js';
 const BASE_FORMAT = 'base/1';
 /** Where the app lives inside the VM. */
 export const APP = '/app';
+/** The test folders under dist/tests the VM gets: the kvm backend's tests and their support code. */
+export const KVM_TEST_DIRS = ['kvm', 'support'] as const;
 /** The serial port the driver writes JSON lines to (the console is ttyS0). */
 export const DATA_PORT = '/dev/ttyS1';
 
@@ -175,6 +177,12 @@ export function packApp(layer: AppLayer, libDirs: readonly string[], root = ROOT
   w.file('lab/job.json', `${JSON.stringify(layer.job, null, 2)}\n`);
   w.copy('app/package.json', join(root, 'package.json'));
   for (const f of walk(dist, (rel) => rel.endsWith('.js') || rel.endsWith('.json'))) w.copy(join('app', relative(root, f)), f);
+  // the kvm backend's own tests and what they import, run inside the VM (a job's 'kvm-tests')
+  for (const sub of KVM_TEST_DIRS) {
+    const d = join(root, 'dist', 'tests', sub);
+    if (!exists(d)) throw new LabError('pack', `${d} is missing: build the project first (npx tsc -b)`);
+    for (const f of walk(d, (rel) => rel.endsWith('.js'))) w.copy(join('app', relative(root, f)), f);
+  }
   for (const [host, inside] of layer.scenarios) {
     if (!w.has(join('app', inside))) w.copy(join('app', inside), host);
   }

@@ -109,10 +109,21 @@ const v6_8: KernelProfile = {
   bindOffsetUnsigned: false,
 };
 
+/**
+ * 6.12 as Debian ships it in the lab (6.12.118): stable brought guest_memfd binding changes that
+ * 6.12.0 lacks (the lab's source package, checked line by line):
+ *  - 6.12.64: "KVM: Disallow toggling KVM_MEM_GUEST_MEMFD on an existing memslot";
+ *  - 6.12.114: "KVM: guest_memfd: Treat memslot binding offset+size as unsigned";
+ *  - 6.12.118: the bind split into kvm_gmem_prepare/commit_memory_region(), whose commit answers
+ *    EEXIST for a file range already bound (mainline 7.2, 7ea987a90585).
+ * Not backported: the obsolete-root fix of kvm_mmu_reload() and anon_inodefs' SB_I_NOEXEC.
+ */
 const v6_12: KernelProfile = {
   ...v6_8,
   name: '6.12',
-  version: '6.12',
+  version: '6.12.118',
+  bindOverlapErrno: 'EEXIST',
+  bindOffsetUnsigned: true,
   preFault: 'tdp',
   preFaultObsoleteRootSpins: true,
   // "KVM: Disallow toggling KVM_MEM_GUEST_MEMFD on an existing memslot" (Dec 2025, Cc stable) is in
@@ -121,9 +132,10 @@ const v6_12: KernelProfile = {
   rejectGmemFlagToggle: true,
 };
 
+/** 6.18 as read off a live 6.18.44 (KERNEL-SPEC's LIVE results; it has the toggle fix). */
 const v6_18: KernelProfile = {
   name: '6.18',
-  version: '6.18',
+  version: '6.18.44',
   vmTypes: ['default', 'sw_protected'],
   guestMemfd: true,
   gmemFlags: MMAP_FLAGS,
@@ -142,7 +154,8 @@ const v6_18: KernelProfile = {
   bindOffsetUnsigned: false,
 };
 
-const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3', bindOverlapErrno: 'EEXIST', gmemMempolicy: true, bindOffsetUnsigned: true };
+/** 7.3 as the lab boots it (trixie-backports' 7.3.4). */
+const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3.4', bindOverlapErrno: 'EEXIST', gmemMempolicy: true, bindOffsetUnsigned: true };
 const next: KernelProfile = { ...v6_18, name: 'next', version: 'kvm-x86 next', bindOverlapErrno: 'EEXIST', gmemMempolicy: true, bindOffsetUnsigned: true };
 
 // ---- Confidential-computing platforms (issue 5). KVM_CAP_VM_TYPES reports what the kernel *and*
