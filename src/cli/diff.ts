@@ -62,7 +62,9 @@ async function sides(o: DiffOptions): Promise<{ reference: Side; candidate: Side
   const mod = await loadKvmModule();
   const host = backend.hostProfile();
   const profile = !o.kernel || o.kernel === 'host' ? host : getProfile(o.kernel);
-  return { reference: { name: 'kvm', open: () => mod.openKvm() }, candidate: modelSide(profile), profile, guestMemfd: host.guestMemfd };
+  // the reference learns host faults from the kernel (kernel-checked copies), never from the rule the model has
+  const reference = { name: 'kvm', open: () => mod.openKvm('/dev/kvm', { hostAccess: 'kernel-checked' }) };
+  return { reference, candidate: modelSide(profile), profile, guestMemfd: host.guestMemfd };
 }
 
 /** The self-test's budget per VM type when --runs is not given: enough to find every planted bug. */

@@ -11,7 +11,7 @@ import { CAP } from '../uapi/constants.js';
 import { UserError } from './run.js';
 
 interface KvmModule {
-  openKvm(path?: string): Kvm;
+  openKvm(path?: string, options?: { hostAccess?: 'predict' | 'kernel-checked' }): Kvm;
   kvmAvailable(): { ok: true } | { ok: false; reason: string };
   probeCaps(
     kvm: Kvm,
@@ -94,7 +94,8 @@ export async function kvmBackend(): Promise<Backend & { hostProfile(): KernelPro
       return `declared for kernels ${sc.kernels}; this kernel is ${rel}`;
     },
     open() {
-      return { kvm: mod.openKvm(), profile: `host ${rel}` };
+      // the kernel, not a prediction, says where a host access to a guest_memfd mapping faults
+      return { kvm: mod.openKvm('/dev/kvm', { hostAccess: 'kernel-checked' }), profile: `host ${rel}` };
     },
   };
 }

@@ -78,7 +78,11 @@ export function registerLab(program: Command): void {
     .argument('[scenarios...]', 'scenario files or directories (default: scenarios/)')
     .addOption(kernelOption())
     .addOption(new Option('--backend <backend>', 'backend of guestmem run inside the VM').choices(['model', 'kvm']).default(DEFAULT_GUEST_BACKEND))
-    .addOption(new Option('--timeout <seconds>', 'hard limit for one VM: boot, probe, scenarios, the kvm backend tests and the lockstep replay').argParser(seconds).default(900))
+    .addOption(
+      new Option('--timeout <seconds>', 'hard limit for one VM: boot, probe, scenarios, the kvm backend tests and the lockstep replay')
+        .argParser(seconds)
+        .default(900),
+    )
     .addOption(buildTimeoutOption())
     .option('--no-probe', 'skip the raw /dev/kvm probe inside the VM')
     .option('--no-lockstep', 'skip replaying the scenarios in lockstep against the model (guestmem diff --batch)')

@@ -22,7 +22,7 @@ import { KvmSystem } from './system.js';
 export { countMappings, countOpenFds, listMappings, listOpenFds } from './accounting.js';
 export { type CapsReport, type GuestCaps, type ProbeOptions, probeCaps } from './caps.js';
 export { ownedCounts, traceMappings } from './fd-table.js';
-export { GMEM_LINK, KvmFiles } from './files.js';
+export { GMEM_LINK, GMEM_LINK_6_19, isGmemLink, KvmFiles } from './files.js';
 export { KvmGuestMemfd } from './guest-memfd.js';
 export { knownGmemCount } from './known-files.js';
 export { type AccessMode, type Backing, KvmMapping } from './mapping.js';

@@ -18,6 +18,13 @@ export interface SessionOptions {
    * EINTR with the range as the kernel left it
    */
   readonly preFaultTimeoutMs?: number;
+  /**
+   * How host loads and stores on guest_memfd mappings learn whether a page faults: 'predict'
+   * follows kvm_gmem_fault_user_mapping (fast, direct access); 'kernel-checked' copies through
+   * process_vm_readv/writev, where the kernel reports a refused fault as a short copy. The
+   * scenario and differential runs use 'kernel-checked' (GUESTMEM_KVM_HOST_ACCESS).
+   */
+  readonly hostAccess?: 'predict' | 'kernel-checked';
 }
 
 export const DEFAULT_RUN_TIMEOUT_MS = 2000;
@@ -26,6 +33,7 @@ export const DEFAULT_PRE_FAULT_TIMEOUT_MS = 2000;
 export class Session {
   readonly runTimeoutMs: number;
   readonly preFaultTimeoutMs: number;
+  readonly hostAccess: 'predict' | 'kernel-checked';
   private readonly live = new Set<Closable>();
   private closed = false;
 
@@ -34,6 +42,7 @@ export class Session {
     this.runTimeoutMs = options.runTimeoutMs ?? (Number(process.env.GUESTMEM_KVM_RUN_TIMEOUT_MS) || DEFAULT_RUN_TIMEOUT_MS);
     // GUESTMEM_KVM_PRE_FAULT_TIMEOUT_MS likewise for KVM_PRE_FAULT_MEMORY
     this.preFaultTimeoutMs = options.preFaultTimeoutMs ?? (Number(process.env.GUESTMEM_KVM_PRE_FAULT_TIMEOUT_MS) || DEFAULT_PRE_FAULT_TIMEOUT_MS);
+    this.hostAccess = options.hostAccess ?? (process.env.GUESTMEM_KVM_HOST_ACCESS === 'kernel-checked' ? 'kernel-checked' : 'predict');
   }
 
   track<T extends Closable>(obj: T): T {

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { KvmError } from '../../src/api.js';
+import { DEFAULT_PRE_FAULT_TIMEOUT_MS } from '../../src/kvm/index.js';
 import { SIGACTION, SIGACTION_SIZE, sys } from '../../src/kvm/sys.js';
 import { RunWatchdog, type SyscallResult, WATCHDOG_SIGNAL } from '../../src/kvm/watchdog.js';
 import { CAP } from '../../src/uapi/constants.js';
@@ -146,7 +147,8 @@ kvmTest('KVM_PRE_FAULT_MEMORY runs under the deadline and still answers the kern
     const mem = vm.mmapAnonymous(2n * MiB);
     vm.setUserMemoryRegion({ slot: 0, flags: 0, guestPhysAddr: 0n, memorySize: 2n * MiB, userspaceAddr: mem.addr });
     const v = vm.createVcpu(0);
-    assert.equal(kvm.session.preFaultTimeoutMs, 2000);
+    // the default, or what the environment asks for (the lab's TCG sets 5 s)
+    assert.equal(kvm.session.preFaultTimeoutMs, Number(process.env.GUESTMEM_KVM_PRE_FAULT_TIMEOUT_MS) || DEFAULT_PRE_FAULT_TIMEOUT_MS);
     // flags != 0 is EINVAL on every kernel that has the ioctl (and unknown-ioctl EINVAL before 6.11)
     const t0 = performance.now();
     try {

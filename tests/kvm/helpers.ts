@@ -3,8 +3,11 @@
  * errno assertions that compare the kernel's answer exactly.
  */
 import assert from 'node:assert/strict';
+import { release } from 'node:os';
 import { HostFault, KvmError } from '../../src/api.js';
-import { type KvmSystem, openKvm } from '../../src/kvm/index.js';
+import { GMEM_LINK, GMEM_LINK_6_19, type KvmSystem, openKvm } from '../../src/kvm/index.js';
+import { inKernelRange, parseKernelRange, releaseVersion } from '../../src/scenario/index.js';
+import { CAP } from '../../src/uapi/constants.js';
 
 export const PS = 4096n;
 export const MiB = 1n << 20n;
@@ -61,4 +64,24 @@ export function hostFault(fn: () => unknown): HostFault {
     throw e;
   }
   assert.fail('expected a HostFault');
+}
+
+/** Whether the running kernel's release lies in a range like '>=7.2' (scenario `kernels` syntax). */
+export function kernelIn(range: string): boolean {
+  const v = releaseVersion(release());
+  return v !== undefined && inKernelRange(v, parseKernelRange(range));
+}
+
+/** What /proc/self/fd/N shows for a guest_memfd on this kernel: an anon inode before 6.19, a gmem-fs inode since. */
+export const gmemLink = (): string => (kernelIn('>=6.19') ? GMEM_LINK_6_19 : GMEM_LINK);
+
+/**
+ * A VM that can bind a guest_memfd to a memslot: a default VM where its KVM_CAP_GUEST_MEMFD says so
+ * (6.18 and later), else a software-protected one (before 6.18 only VMs with private memory bind).
+ */
+export function bindableVm(kvm: KvmSystem): ReturnType<KvmSystem['createVm']> {
+  const vm = kvm.createVm('default');
+  if (vm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD)) return vm;
+  vm.close();
+  return kvm.createVm('sw_protected');
 }

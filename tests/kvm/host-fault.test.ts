@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostFault } from '../../src/api.js';
-import type { KvmMapping, KvmSystem } from '../../src/kvm/index.js';
+import { type KvmMapping, type KvmSystem, openKvm } from '../../src/kvm/index.js';
 import { sys } from '../../src/kvm/sys.js';
 import { PROT_READ } from '../../src/uapi/constants.js';
 import { IOCTL } from '../../src/uapi/ioctls.js';
@@ -234,3 +234,21 @@ kvmTestIf('a child that touches the predicted pages directly dies of SIGBUS exac
     }
   }),
 );
+
+kvmTestIf("a session with hostAccess 'kernel-checked' lets the kernel say where gmem faults (what scenario and diff runs use)", [...SHARED_GMEM], () => {
+  const kvm = openKvm('/dev/kvm', { hostAccess: 'kernel-checked' });
+  try {
+    for (const flags of [GMEM_MMAP, GMEM_SHARED]) {
+      const g = kvm.createVm().createGuestMemfd({ size: 2n * PS, flags });
+      const m = g.mmap(0n, 4n * PS, RW, MAP_SHARED) as KvmMapping;
+      assert.equal(m.accessMode, 'kernel-checked');
+      // without INIT_SHARED the first byte faults; with it, the first page past i_size does
+      const f = hostFault(() => m.read(0n, Number(4n * PS)));
+      assert.equal(f.offset, flags === GMEM_SHARED ? 2n * PS : 0n);
+      m.unmap();
+      g.close();
+    }
+  } finally {
+    kvm.close();
+  }
+});

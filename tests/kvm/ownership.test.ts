@@ -10,7 +10,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { countOpenFds, listOpenFds, openKvm, ownedCounts } from '../../src/kvm/index.js';
 import { kvmTest, kvmTestIf, SHARED_GMEM } from '../support/kvm-gate.js';
-import { expectErrno, GMEM_SHARED, KEEP, MAP_SHARED, MiB, PS, RW, withKvm } from './helpers.js';
+import { expectErrno, GMEM_SHARED, gmemLink, KEEP, MAP_SHARED, MiB, PS, RW, withKvm } from './helpers.js';
 
 kvmTestIf('closing the VM fd leaves its vCPUs (they keep the VM alive, I1) and its guest_memfds open', [...SHARED_GMEM], () =>
   withKvm((kvm) => {
@@ -25,7 +25,7 @@ kvmTestIf('closing the VM fd leaves its vCPUs (they keep the VM alive, I1) and i
     expectErrno(() => kvm.files.fstat(vmFd), 'EBADF', 'the VM fd is closed');
     assert.equal(kvm.files.fstat(vcpuFd).size, 0n, 'the vCPU fd is still open');
     assert.ok(
-      listOpenFds().some(([fd, link]) => fd === g.fd && link === 'anon_inode:[kvm-gmem]'),
+      listOpenFds().some(([fd, link]) => fd === g.fd && link === gmemLink()),
       'the gmem fd is still open',
     );
     g.fallocate(KEEP, 0n, PS);

@@ -91,6 +91,23 @@ for (const kernel of KERNEL_IDS) {
       [],
       report,
     );
+    // the kvm backend's own tests ran inside this kernel: none failed, and none skipped for lack of
+    // guest_memfd, which this kernel has (its probe above says so)
+    const tests = run.tests;
+    t.diagnostic(
+      `kvm backend tests in ${kernel}: ${tests.filter((x) => x.status === 'passed').length} passed, ${tests.filter((x) => x.status === 'failed').length} failed, ${tests.filter((x) => x.status === 'skipped').length} skipped`,
+    );
+    assert.ok(tests.length >= 40, `only ${tests.length} kvm backend tests came back\n${report}`);
+    assert.deepEqual(
+      tests.filter((x) => x.status === 'failed').map((x) => `${x.name}: ${x.reason}`),
+      [],
+      report,
+    );
+    assert.deepEqual(
+      tests.filter((x) => x.status === 'skipped' && /KVM_CAP_GUEST_MEMFD is 0/.test(x.reason ?? '')).map((x) => x.name),
+      [],
+      report,
+    );
     // the private-memory selftests need SW_PROTECTED VMs: the lab is where they run
     const passed = new Set(run.scenarios.filter((s) => s.status === 'passed').map((s) => s.file.replace(/^.*scenarios\//, '')));
     for (const f of MUST_PASS[kernel] ?? []) assert.ok(passed.has(f), `${f} did not pass in the lab\n${report}`);
