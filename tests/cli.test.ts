@@ -5,6 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { MUTANTS } from '../src/diff/index.js';
 import { CLI, ROOT } from './support/files.js';
 import { kernelLacks, kvmTest, SHARED_GMEM } from './support/kvm-gate.js';
 
@@ -185,4 +186,18 @@ kvmTest('diff --batch on /dev/kvm: a JSON line per sequence, then the summary', 
   assert.equal(sum.t, 'diff-summary');
   assert.equal(sum.divergences, 0);
   assert.equal(sum.reference, 'kvm');
+});
+
+test('diff --self-test with default flags finds every planted bug, on any machine (model against model)', () => {
+  const r = cli('diff', '--self-test');
+  assert.equal(r.code, 0, r.out + r.err);
+  assert.match(r.out, new RegExp(`${MUTANTS.length} of ${MUTANTS.length} planted bugs found`));
+  assert.doesNotMatch(r.out, /MISSED/);
+});
+
+test('diff --path that names no sequence is one line and exit 2, not a fast-check crash', () => {
+  const r = cli('diff', '--reference', 'model', '--seed', '7', '--path', '0:1:0:0:0:0');
+  assert.equal(r.code, 2, r.out + r.err);
+  assert.match(r.err, /^guestmem: --path 0:1:0:0:0:0: not a sequence of seed 7/);
+  assert.doesNotMatch(r.err, /\n\s+at /);
 });

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { counterexampleScenario, MUTANTS, replay, runCampaign, type Side } from '../src/diff/index.js';
+import { counterexampleScenario, MUTANTS, PathError, replay, runCampaign, type Side } from '../src/diff/index.js';
 import { createModelKvm, getProfile, type PlantedBug } from '../src/model/index.js';
 import { parseScenario } from '../src/scenario/index.js';
 
@@ -39,3 +39,29 @@ for (const m of MUTANTS) {
     assert.equal(replay(sc.steps, correct, correct, found.vmType), undefined);
   });
 }
+
+test('the path of a shrunk divergence replays it (guestmem diff --seed N --path P); a path of no sequence is a PathError', () => {
+  const o = { reference: correct, candidate: mutant('bind-without-overlap-check'), runs: 2000, seed: 1, steps: 30, vmType: 'default' as const };
+  const r = runCampaign(o);
+  assert.ok(r.divergence, 'the planted bug was found');
+  // fast-check's run path and the commands' replay path, joined by '~'
+  assert.match(r.divergence.path, /^[\d:]+~\S+$/);
+  const again = runCampaign({ ...o, path: r.divergence.path });
+  assert.equal(again.divergence?.message, r.divergence.message);
+  assert.deepEqual(again.divergence?.steps, r.divergence.steps);
+  assert.throws(
+    () => runCampaign({ ...o, path: '0:1:0:0:0:0' }),
+    (e: unknown) => e instanceof PathError && /--path 0:1:0:0:0:0: not a sequence of seed 1/.test(e.message),
+  );
+});
+
+test('a reference without guest_memfd: memory is built on memfds, and the campaign agrees with a model of such a kernel', () => {
+  const noGmem = { ...profile, guestMemfd: false };
+  const side: Side = { name: 'no-gmem', open: () => createModelKvm({ kernel: noGmem }) };
+  const r = runCampaign({ reference: side, candidate: side, runs: 100, seed: 3, steps: 30, guestMemfd: false });
+  assert.equal(r.divergence, undefined, r.divergence?.message);
+  assert.ok(r.steps > 1000, `only ${r.steps} steps ran`);
+  // a model that still had guest_memfd is told apart: KVM_CREATE_GUEST_MEMFD is ENOTTY on the reference
+  const d = runCampaign({ reference: side, candidate: correct, runs: 100, seed: 3, steps: 30, guestMemfd: false });
+  assert.match(d.divergence?.message ?? '', /create_guest_memfd outcome: reference ENOTTY, model/);
+});
