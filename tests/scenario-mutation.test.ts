@@ -20,7 +20,7 @@ const SEED = 1313;
 const ODD_VALUES: unknown[] = [
   '0x10000000000001000',
   '0x100000000',
-  18446744073709551615,
+  2 ** 64, // a JSON number above 2^53
   -1,
   3,
   1.5,
@@ -41,7 +41,10 @@ type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 /** Every path to a value in a JSON document. */
 function paths(v: Json, at: (string | number)[] = []): (string | number)[][] {
   const out: (string | number)[][] = [at];
-  if (Array.isArray(v)) v.forEach((x, i) => out.push(...paths(x, [...at, i])));
+  if (Array.isArray(v))
+    v.forEach((x, i) => {
+      out.push(...paths(x, [...at, i]));
+    });
   else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push(...paths(x, [...at, k]));
   return out;
 }
