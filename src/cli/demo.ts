@@ -4,7 +4,7 @@
  * the other side, and the terminal shows every exit and the page map after each phase.
  */
 import { type GuestOp, type HostMapping, type Kvm, KvmError, type VcpuExit, type Vm } from '../api.js';
-import { createModelKvm, type ModelVm, mappedLine, pageMap, pageMapLine } from '../model/index.js';
+import { createModelKvm, type KernelProfile, type ModelVm, mappedLine, pageMap, pageMapLine } from '../model/index.js';
 import {
   CAP,
   FALLOC_FL_KEEP_SIZE,
@@ -26,7 +26,7 @@ const SIZE = BigInt(PAGES) * 4096n;
 const hex = (v: bigint) => `0x${v.toString(16)}`;
 const page = (i: number) => GPA + BigInt(i) * 4096n;
 
-export function runDemo(kernel: string, out: (line: string) => void): number {
+export function runDemo(kernel: string | KernelProfile, out: (line: string) => void): number {
   const kvm = createModelKvm({ kernel });
   const vm = kvm.createVm('sw_protected') as ModelVm;
   out(`guestmem demo: a software-protected VM on the model (kernel profile ${kvm.profile})`);

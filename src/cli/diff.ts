@@ -119,6 +119,14 @@ function checkModes(o: DiffOptions): void {
   const modes = [o.selfTest && '--self-test', o.lab !== undefined && '--lab', o.batch !== undefined && '--batch'].filter(Boolean);
   if (modes.length > 1) throw new UserError(`${modes.join(' and ')} exclude each other`);
   if (o.batch !== undefined && (o.replay || o.path)) throw new UserError('--batch replays its own sequences: drop --replay and --path');
+  // combinations that would silently do nothing, or something other than what was asked
+  if (o.selfTest && (o.replay || o.path)) throw new UserError('--self-test runs its own sequences: drop --replay and --path');
+  if (o.lab !== undefined && (o.replay || o.path))
+    throw new UserError('--lab runs generated sequences: drop --replay and --path (replay a file on /dev/kvm without --lab)');
+  if (o.replay && o.path) throw new UserError('--replay replays a file and --path a generated sequence: give one');
+  if (o.path !== undefined && o.seed === undefined) throw new UserError('--path replays one sequence of a seed: give --seed too (both are in the report)');
+  if (o.steps < 1) throw new UserError('--steps must be at least 1');
+  if (o.runs < 1) throw new UserError('--runs must be at least 1');
 }
 
 export async function runDiff(o: DiffOptions, out: (s: string) => void): Promise<number> {

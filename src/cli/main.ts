@@ -1,16 +1,20 @@
 #!/usr/bin/env node
 /** The guestmem command: a thin shell over the library (parse flags, call, print). */
+import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { KvmError } from '../api.js';
 import { DESIGNS } from '../designs/registry.js';
 import { PROFILE_NAMES } from '../model/index.js';
-import { modelBackend, ScenarioError } from '../scenario/index.js';
+import { modelBackend } from '../scenario/index.js';
 import { capsReport } from './caps.js';
 import { runDemo, runKvmDemo } from './demo.js';
 import { registerDesigns } from './designs.js';
 import { runDiff } from './diff.js';
+import { oneLineErrors, reportError } from './errors.js';
 import { kvmBackend, loadKvmModule } from './kvm-backend.js';
 import { registerLab } from './lab.js';
 import { registerMeasure } from './measure.js';
+import { modelProfile } from './profile.js';
 import { runFiles, UserError } from './run.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -23,15 +27,18 @@ function backendOption(): Option {
   return new Option('--backend <backend>', 'model, or kvm for the real /dev/kvm').choices(['model', 'kvm']).default('model');
 }
 
+/** The version of this package (dist/src/cli/ -> the package root). */
+const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 const program = new Command('guestmem')
   .description('KVM guest private memory (guest_memfd): an errno-exact model, a driver for /dev/kvm, and tools')
-  .showHelpAfterError('(run with --help for usage)')
+  .version(VERSION, '-V, --version', 'print the version of guestmem')
   .exitOverride((err) => process.exit(err.exitCode === 0 ? 0 : 2));
 
 program
   .command('run')
   .description('run scenario files; exit 0 only if every step met its expectation')
-  .argument('<files...>', 'scenario files (.json, .yaml)')
+  .argument('<files...>', 'scenario files (.json, .yaml), or directories of them (searched recursively)')
   .addOption(backendOption())
   .addOption(profileOption())
   .option('--json', 'print results as JSON')
@@ -67,7 +74,16 @@ program
       const avail = mod.kvmAvailable();
       if (!avail.ok) throw new UserError(`--backend kvm: ${avail.reason}`);
       process.exitCode = runKvmDemo(mod.openKvm(), out);
-    } else process.exitCode = runDemo(o.kernel, out);
+    } else {
+      const profile = await modelProfile(o.kernel);
+      try {
+        process.exitCode = runDemo(profile, out);
+      } catch (e) {
+        // a profile without software-protected VMs (the host's, a 6.8 kernel): say so, not a stack
+        if (!(e instanceof KvmError)) throw e;
+        throw new UserError(`demo --kernel ${o.kernel}: ${e.message}; the demo needs sw_protected VMs (try --kernel 6.18)`);
+      }
+    }
   });
 
 program
@@ -133,6 +149,7 @@ program
 registerMeasure(program);
 registerDesigns(program);
 registerLab(program);
+oneLineErrors(program);
 
 function positiveIntArg(v: string): number {
   const n = Number(v);
@@ -149,9 +166,5 @@ export function parseIntArg(v: string): number {
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof UserError || e instanceof ScenarioError) {
-    process.stderr.write(`guestmem: ${e.message}\n`);
-    process.exit(2);
-  }
-  throw e;
+  process.exit(reportError(e));
 }

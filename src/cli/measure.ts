@@ -5,7 +5,7 @@
  * stderr and exit status 2.
  */
 import { createHash, hash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import {
   cpuSig,
@@ -26,6 +26,8 @@ import {
   VCPU_TYPES,
   type VmmType,
 } from '../measure/index.js';
+import { UserError } from './errors.js';
+import { readRegularFile } from './files.js';
 
 function nodeHash(alg: 'sha384' | 'sha256'): HashFactory {
   // hash() (Node ≥ 20.12) skips the Hash object: ~1 µs less per page than createHash().
@@ -90,12 +92,35 @@ function vmmArg(v: string): VmmType {
   throw new InvalidArgumentError('expected qemu, ec2 or gce');
 }
 
-function read(path: string, what: string): Uint8Array {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new UsageError(`cannot read ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+/**
+ * The most bytes each input may have, checked before reading (a wrong path such as /dev/zero must
+ * not be read forever). Firmware is mapped below 4 GiB in a flash region of a few MiB; 64 MiB is far
+ * above any OVMF, TDVF or SVSM image. Kernels and initrds are bounded only to stay readable at once.
+ */
+const MAX_BYTES = { firmware: 64 << 20, 'SVSM image': 64 << 20, kernel: 512 << 20, initrd: 1 << 30 } as const;
+
+function read(path: string, what: keyof typeof MAX_BYTES): Uint8Array {
+  return readRegularFile(path, what, MAX_BYTES[what]);
+}
+
+/** The flags each mode uses beyond --mode, --ovmf and the output flags; any other is refused. */
+const VCPU_FLAGS = ['vcpus', 'vcpuType', 'vcpuSig', 'vcpuFamily', 'vcpuModel', 'vcpuStepping', 'vmmType'] as const;
+const KERNEL_FLAGS = ['kernel', 'initrd', 'append'] as const;
+const MODE_FLAGS: Record<MeasureMode, readonly (keyof MeasureArgs)[]> = {
+  snp: [...VCPU_FLAGS, ...KERNEL_FLAGS, 'guestFeatures', 'snpOvmfHash'],
+  seves: [...VCPU_FLAGS, ...KERNEL_FLAGS],
+  sev: KERNEL_FLAGS,
+  'snp:ovmf-hash': [],
+  'snp:svsm': [...VCPU_FLAGS, 'svsm', 'varsSize', 'varsFile'],
+  tdx: ['tdxOrder'],
+};
+const FLAG_NAME = (k: string) => `--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+const CHECKED_FLAGS = [...new Set(Object.values(MODE_FLAGS).flat())];
+
+/** A flag the mode would silently ignore is a usage error: the user meant something by it. */
+function checkFlagsApply(a: MeasureArgs): void {
+  const given = CHECKED_FLAGS.filter((k) => a[k] !== undefined && !MODE_FLAGS[a.mode].includes(k));
+  if (given.length) throw new UsageError(`${given.map(FLAG_NAME).join(', ')} ${given.length > 1 ? 'do' : 'does'} not apply to --mode ${a.mode}`);
 }
 
 function kernelHashes(a: MeasureArgs): SevKernelHashes | undefined {
@@ -118,6 +143,7 @@ export function measure(a: MeasureArgs): Uint8Array {
   if (a.append !== undefined && a.kernel === undefined) throw new UsageError('--kernel required when using --append');
   if (a.snpOvmfHash !== undefined && a.mode !== 'snp') throw new UsageError('SNP OVMF hash only works with SNP');
   if (a.tdxOrder !== undefined && a.mode !== 'tdx') throw new UsageError('--tdx-order only applies to --mode tdx');
+  checkFlagsApply(a);
   const needVcpus = a.mode === 'snp' || a.mode === 'seves' || a.mode === 'snp:svsm';
   if (needVcpus && a.vcpus === undefined) throw new UsageError(`missing --vcpus N in guest mode '${a.mode}'`);
   const fw = read(a.ovmf, 'firmware');
@@ -203,7 +229,8 @@ export function registerMeasure(program: Command): void {
         d = measure(o);
       } catch (e) {
         // Bad input of any kind is one line, never a stack.
-        const msg = e instanceof MeasureError || e instanceof UsageError ? e.message : `internal error: ${(e as Error).message ?? String(e)}`;
+        const msg =
+          e instanceof MeasureError || e instanceof UsageError || e instanceof UserError ? e.message : `internal error: ${(e as Error).message ?? String(e)}`;
         process.stderr.write(`guestmem measure: ${msg}\n`);
         process.exitCode = 2;
         return;

@@ -1,6 +1,23 @@
-/** `guestmem run FILE...`: load scenario files, run them on a backend, print the report. */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { type Backend, formatHuman, parseScenario, runScenario, type ScenarioResult, summarize, toJson } from '../scenario/index.js';
+/** `guestmem run FILE|DIR...`: load scenario files, run them on a backend, print the report. */
+import { writeFileSync } from 'node:fs';
+import {
+  type Backend,
+  formatHuman,
+  parseScenario,
+  runScenario,
+  type Scenario,
+  ScenarioError,
+  type ScenarioResult,
+  summarize,
+  toJson,
+} from '../scenario/index.js';
+import { oneLine, UserError } from './errors.js';
+import { checkWritable, FileProblem, readRegularFile, scenarioPaths } from './files.js';
+
+export { UserError } from './errors.js';
+
+/** Far above any scenario file (the largest in scenarios/ is a few KiB); a bound for a wrong path. */
+export const MAX_SCENARIO_BYTES = 16 << 20;
 
 export interface RunOptions {
   backend: Backend;
@@ -10,24 +27,56 @@ export interface RunOptions {
   trace?: string;
 }
 
-export function runFiles(files: readonly string[], opts: RunOptions, out: (s: string) => void): number {
-  const results: ScenarioResult[] = [];
-  for (const file of files) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (e) {
-      throw new UserError(`${file}: cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
-    const sc = parseScenario(text, file);
-    results.push(runScenario(sc, file, opts.backend, opts.kernel));
+/** Read and check one file: the scenario, or the one-line reason it is not one. */
+export function loadFile(file: string): Scenario | string {
+  try {
+    const bytes = readRegularFile(file, 'scenario file', MAX_SCENARIO_BYTES);
+    return parseScenario(new TextDecoder().decode(bytes), file);
+  } catch (e) {
+    if (e instanceof ScenarioError) return e.message;
+    if (e instanceof FileProblem) return `${e.path}: ${e.problem}`;
+    throw e;
   }
-  out(opts.json ? toJson(results) : formatHuman(results, opts.verbose));
-  if (opts.trace) writeFileSync(opts.trace, toJson(results));
-  return summarize(results).failed > 0 ? 1 : 0;
 }
 
-/** An error in what the user gave us: printed as one line, exit status 2. */
-export class UserError extends Error {
-  override readonly name = 'UserError';
+/**
+ * Every bad file is reported (one line each on `err`), every good one runs. Exit status: 2 if any
+ * file was bad, else 1 if a scenario failed, else 0. Output paths are checked before anything runs.
+ */
+export function runFiles(
+  args: readonly string[],
+  opts: RunOptions,
+  out: (s: string) => void,
+  err: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
+): number {
+  if (opts.trace) checkWritable(opts.trace, '--trace');
+  const { files, bad } = scenarioPaths(args);
+  const loaded: [string, Scenario][] = [];
+  for (const file of files) {
+    const r = loadFile(file);
+    if (typeof r === 'string') bad.push(r);
+    else loaded.push([file, r]);
+  }
+  for (const b of bad) err(`guestmem: ${oneLine(b)}`);
+  const results: ScenarioResult[] = [];
+  for (const [file, sc] of loaded) {
+    try {
+      results.push(runScenario(sc, file, opts.backend, opts.kernel));
+    } catch (e) {
+      // what only running finds (a requirement the load could not judge) still names the file
+      if (!(e instanceof ScenarioError)) throw e;
+      bad.push(e.message);
+      err(`guestmem: ${oneLine(`${file}: ${e.message}`)}`);
+    }
+  }
+  if (results.length) out(opts.json ? toJson(results) : formatHuman(results, opts.verbose));
+  if (opts.trace) {
+    try {
+      writeFileSync(opts.trace, toJson(results));
+    } catch (e) {
+      throw new UserError(`--trace ${opts.trace}: cannot write: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+  if (bad.length) return 2;
+  return summarize(results).failed > 0 ? 1 : 0;
 }

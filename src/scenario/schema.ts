@@ -15,10 +15,22 @@ export const Int = z.union([z.number().int(INT_MSG), z.string().regex(INT_RE, IN
 });
 export type IntInput = z.infer<typeof Int>;
 
-const flagsOf = (names: readonly [string, ...string[]]) =>
-  z.union([Int, z.array(z.enum(names, { error: `expected one of ${names.map((n) => `"${n}"`).join(', ')}` }))], {
-    error: `expected a number or a list of ${names.map((n) => `"${n}"`).join(', ')}`,
+const flagsOf = (names: readonly [string, ...string[]]) => {
+  const list = names.map((n) => `"${n}"`).join(', ');
+  // A flag name given alone ("mmap") is the usual slip: say that flags are a list.
+  const intOrHint = z.union([
+    z.number().int(INT_MSG),
+    z.string().regex(INT_RE, {
+      error: (iss) =>
+        typeof iss.input === 'string' && names.includes(iss.input)
+          ? `flags are a list: ["${iss.input}"] (or a number)`
+          : `expected a list of ${list} or a number`,
+    }),
+  ]);
+  return z.union([intOrHint, z.array(z.enum(names, { error: `expected one of ${list}` }))], {
+    error: `expected a number or a list of ${list}`,
   });
+};
 
 export const GmemFlags = flagsOf(['mmap', 'init_shared']);
 export const MemFlags = flagsOf(['guest_memfd', 'log_dirty_pages', 'readonly']);
@@ -268,7 +280,11 @@ export const ScenarioSchema = z
   .object({
     name: z.string().min(1),
     description: z.string().optional(),
-    kernel: z.union([z.enum(['6.8', '6.12', '6.18', '7.3', 'next', 'host']), CocoKernel]).optional(),
+    kernel: z
+      .union([z.enum(['6.8', '6.12', '6.18', '7.3', 'next', 'host']), CocoKernel], {
+        error: `expected a kernel profile: ${['6.8', '6.12', '6.18', '7.3', 'next', 'host', ...CocoKernel.options].map((k) => `"${k}"`).join(', ')}`,
+      })
+      .optional(),
     // the real kernel releases whose rules these expectations follow (kernels.ts); absent: every
     // kernel that meets `requires`. The kvm backend runs the scenario only inside this range.
     kernels: z

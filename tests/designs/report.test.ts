@@ -71,19 +71,40 @@ test('guestmem designs: a text table with hazards as rows and designs as columns
   const [head, rule, first] = r.out.split('\n');
   assert.match(head ?? '', /^hazard\s+v7\s+negotiated\s+guest_memfd$/);
   assert.match(rule ?? '', /^-+\s+-+/);
-  assert.match(first ?? '', /^mapped-at-bind\s+data exposed to the host/);
+  assert.match(first ?? '', /^mapped-at-bind\s+data exposed to/);
 });
 
-test('guestmem designs: an unreadable directory is exit 2; a broken hazard file exit 1, named', async () => {
-  assert.equal((await designsCommand('--hazards', '/nonexistent/dir')).code, 2);
+test('guestmem designs: an unreadable directory, an empty one, a broken hazard file: exit 2, one line with the full path', async () => {
+  const missing = await designsCommand('--hazards', '/nonexistent/dir');
+  assert.equal(missing.code, 2);
+  assert.equal(missing.err, 'guestmem designs: --hazards /nonexistent/dir: cannot read: ENOENT\n');
+  const empty = mkdtempSync(join(tmpdir(), 'guestmem-hazards-'));
+  const e = await designsCommand('--hazards', empty);
+  assert.equal(e.code, 2);
+  assert.equal(e.err, `guestmem designs: ${empty}: no hazard files (*.json) in this directory\n`);
   const dir = mkdtempSync(join(tmpdir(), 'guestmem-hazards-'));
   writeFileSync(
     join(dir, 'bad.json'),
     JSON.stringify({ name: 'bad', concern: 'c', raised_by: 'r', vm: { type: 'sw_protected' }, steps: [{ op: 'no_such_op' }] }),
   );
   const r = await designsCommand('--hazards', dir);
-  assert.equal(r.code, 1);
-  assert.match(r.err, /bad\.json/);
+  assert.equal(r.code, 2);
+  assert.equal(r.err.split('\n').length, 2, r.err);
+  assert.ok(r.err.startsWith(`guestmem designs: ${join(dir, 'bad.json')}: `), r.err);
+});
+
+test('guestmem designs: the text table fits the terminal, wrapping cells; --markdown keeps every cell whole', async () => {
+  const report = designsReport();
+  for (const width of [80, 100, 120]) {
+    const text = formatReport(report, 'text', false, width);
+    for (const line of text.split('\n')) assert.ok(line.length <= width, `${line.length} > ${width}: ${line}`);
+    assert.match(text, /^mapped-at-bind\s+data exposed to/m);
+  }
+  // without a terminal (as here) the command fits 100 columns
+  const r = await designsCommand();
+  assert.ok(Math.max(...r.out.split('\n').map((l) => l.length)) <= 100);
+  const md = formatReport(report, 'markdown');
+  assert.match(md, /data exposed to the host; guest memory modified by the host/);
 });
 
 /** A Markdown table's cells, row by row, whatever its column padding (a formatter may align it). */

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -33,7 +33,11 @@ await program.parseAsync(process.argv);
 `;
 
 function measure(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', DRIVER, 'guestmem', 'measure', ...args], { cwd: ROOT, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', DRIVER, 'guestmem', 'measure', ...args], {
+    cwd: ROOT,
+    encoding: 'utf8',
+    timeout: 60_000, // an endless read (of /dev/zero) fails the test instead of hanging it
+  });
   return { code: r.status, out: r.stdout, err: r.stderr };
 }
 function ok(args: string[], want: string): void {
@@ -158,4 +162,26 @@ test('bad input: one line on stderr, exit status 2, never a stack', () => {
   bad2(['--mode', 'tdx', '--ovmf', K], /^guestmem measure: firmware has no OVMF footer table, so no TDX metadata$/);
   bad2(['--mode', 'snp:svsm', '--vcpus', '1', '--vcpu-type', 'EPYC-v4', '--ovmf', FW], /requires --svsm/);
   bad2(['--mode', 'frob', '--ovmf', FW], /--mode <mode>.*'frob' is invalid/);
+});
+
+test('--ovmf that is not a regular file, or too large for firmware, is refused before reading (issue 13)', () => {
+  // /dev/zero used to be read until memory ran out
+  bad2(['--mode', 'snp', '--vcpus', '1', '--vcpu-type', 'EPYC-v4', '--ovmf', '/dev/zero'], /^guestmem measure: firmware \/dev\/zero: not a regular file$/);
+  bad2(['--mode', 'tdx', '--ovmf', tmp], /firmware .*: not a regular file/);
+  const huge = join(tmp, 'huge.fd');
+  writeFileSync(huge, '');
+  truncateSync(huge, 65 << 20); // sparse: costs no disk
+  bad2(['--mode', 'tdx', '--ovmf', huge], /firmware .*huge\.fd: 65 MiB is larger than a firmware can be \(at most 64 MiB\)/);
+  bad2(['--mode', 'sev', '--ovmf', FW, '--kernel', '/dev/zero'], /kernel \/dev\/zero: not a regular file/);
+});
+
+test('flags that do not apply to the mode are refused, not ignored (issue 13)', () => {
+  bad2(['--mode', 'tdx', '--vcpu-type', 'EPYC-v4', '--ovmf', FW], /^guestmem measure: --vcpu-type does not apply to --mode tdx$/);
+  bad2(['--mode', 'tdx', '--kernel', K, '--ovmf', FW], /--kernel does not apply to --mode tdx/);
+  bad2(['--mode', 'sev', '--vcpus', '2', '--ovmf', FW], /--vcpus does not apply to --mode sev/);
+  bad2(
+    ['--mode', 'seves', '--vcpus', '1', '--vcpu-type', 'EPYC-v4', '--guest-features', '0x21', '--ovmf', FW],
+    /--guest-features does not apply to --mode seves/,
+  );
+  bad2(['--mode', 'snp:ovmf-hash', '--vcpus', '1', '--vmm-type', 'ec2', '--ovmf', FW], /--vcpus, --vmm-type do not apply to --mode snp:ovmf-hash/);
 });

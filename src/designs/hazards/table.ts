@@ -22,18 +22,65 @@ export function hazardRows(hazards: readonly HazardFile[], runs: readonly Hazard
   });
 }
 
-/** Fixed-width text for a terminal: one row per hazard, one column per design. */
-export function formatText(rows: readonly HazardRow[]): string {
+/** `text` in lines of at most `width` characters, broken at spaces (a longer word is cut). */
+export function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (let word of text.split(/\s+/).filter(Boolean)) {
+    while (word.length > width) {
+      if (line) lines.push(line);
+      lines.push(word.slice(0, width));
+      word = word.slice(width);
+      line = '';
+    }
+    if (!line) line = word;
+    else if (line.length + 1 + word.length <= width) line += ` ${word}`;
+    else {
+      lines.push(line);
+      line = word;
+    }
+  }
+  if (line || lines.length === 0) lines.push(line);
+  return lines;
+}
+
+/** The narrowest a design column gets before the table stops shrinking. */
+const MIN_COLUMN = 12;
+
+/**
+ * Fixed-width text for a terminal: one row per hazard, one column per design. The table fits in
+ * `width` columns (a terminal's): the widest columns are narrowed and their cells wrapped, with a
+ * blank line between hazards once a cell takes more than one line. `--markdown` has the full text.
+ */
+export function formatText(rows: readonly HazardRow[], width = Number.POSITIVE_INFINITY): string {
   const head = ['hazard', ...DESIGN_NAMES];
   const body = rows.map((r) => [r.hazard, ...DESIGN_NAMES.map((d) => r.cells[d].label)]);
-  const width = head.map((_, i) => Math.max(...[head, ...body].map((row) => (row[i] as string).length)));
-  const line = (row: readonly string[]) =>
-    row
-      .map((c, i) => c.padEnd(width[i] as number))
-      .join('  ')
-      .trimEnd();
-  const legend = DESIGN_NAMES.map((d) => `  ${d}: ${DESIGN_TITLES[d]}`);
-  return [line(head), line(width.map((w) => '-'.repeat(w))), ...body.map(line), '', ...legend].join('\n');
+  const cols = head.map((_, i) => Math.max(...[head, ...body].map((row) => (row[i] as string).length)));
+  const total = () => cols.reduce((a, b) => a + b, 0) + 2 * (cols.length - 1);
+  // narrow the widest design column (never the hazard names) until the table fits
+  while (total() > width) {
+    let widest = 1;
+    for (let i = 2; i < cols.length; i++) if ((cols[i] as number) > (cols[widest] as number)) widest = i;
+    if ((cols[widest] as number) <= MIN_COLUMN) break;
+    cols[widest] = (cols[widest] as number) - 1;
+  }
+  const lines = (row: readonly string[]): string[] => {
+    const cellLines = row.map((c, i) => wrap(c, cols[i] as number));
+    const n = Math.max(...cellLines.map((l) => l.length));
+    return Array.from({ length: n }, (_, k) =>
+      cellLines
+        .map((l, i) => (l[k] ?? '').padEnd(cols[i] as number))
+        .join('  ')
+        .trimEnd(),
+    );
+  };
+  const wrapped = body.some((row) => row.some((c, i) => c.length > (cols[i] as number)));
+  const rendered = body.flatMap((row, i) => [...(wrapped && i > 0 ? [''] : []), ...lines(row)]);
+  const legend = DESIGN_NAMES.flatMap((d) => {
+    const l = wrap(`${d}: ${DESIGN_TITLES[d]}`, Math.max(20, Math.min(width, 1000) - 4));
+    return l.map((x, k) => `${k ? '    ' : '  '}${x}`);
+  });
+  return [...lines(head), cols.map((w) => '-'.repeat(w)).join('  '), ...rendered, '', ...legend].join('\n');
 }
 
 const md = (s: string) => s.replaceAll('|', '\\|');
