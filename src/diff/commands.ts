@@ -282,16 +282,18 @@ export function commandArbitraries(opts: GeneratorOptions): fc.Arbitrary<fc.Comm
         ];
       }),
   );
-  // a punch aimed at the newest guest_memfd's first pages: where the guest has just been
-  const punch = cmd(
-    fc.record({ first: fc.nat(3), n: fc.integer({ min: 1, max: 4 }) }).map((a) => (m) => ({
-      op: 'fallocate',
-      fd: m.gmems[m.gmems.length - 1] ?? 9999,
-      mode: ['keep_size', 'punch_hole'],
-      offset: pages(a.first),
-      length: pages(a.n),
-    })),
-  );
+  // a punch aimed at the first pages of the newest file behind guest memory: where the guest has just been
+  const punchNewest = (file: (m: Readonly<DiffModel>) => string | undefined) =>
+    cmd(
+      fc.record({ first: fc.nat(3), n: fc.integer({ min: 1, max: 4 }) }).map((a) => (m) => ({
+        op: 'fallocate',
+        fd: file(m) ?? 9999,
+        mode: ['keep_size', 'punch_hole'],
+        offset: pages(a.first),
+        length: pages(a.n),
+      })),
+    );
+  const punch = punchNewest((m) => m.gmems[m.gmems.length - 1]);
   // Memory the way VMs ran before guest_memfd: a memfd sized with ftruncate, mapped at
   // userspace_addr (QEMU's memory-backend-memfd), and a plain slot; punches go to the memfd.
   const memfdSetup = cmd(
@@ -307,15 +309,7 @@ export function commandArbitraries(opts: GeneratorOptions): fc.Arbitrary<fc.Comm
       ];
     }),
   );
-  const memfdPunch = cmd(
-    fc.record({ first: fc.nat(3), n: fc.integer({ min: 1, max: 4 }) }).map((a) => (m) => ({
-      op: 'fallocate',
-      fd: m.fds[m.fds.length - 1] ?? 9999,
-      mode: ['keep_size', 'punch_hole'],
-      offset: pages(a.first),
-      length: pages(a.n),
-    })),
-  );
+  const memfdPunch = punchNewest((m) => m.fds[m.fds.length - 1]);
   // fc.commands picks uniformly among arbitraries: repeat the ones that build the interesting states.
   const [create, falloc, mmap, anon, hostW, , , region, , , , , , run] = list as fc.Arbitrary<fc.Command<DiffModel, Pair>>[];
   if (gmem) {

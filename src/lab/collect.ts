@@ -137,7 +137,7 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
     run.problems.push(`no SW_PROTECTED VM: KVM_CREATE_VM(1) -> ${describeAnswer(run.probe.vms?.sw_protected?.created ?? run.probe.open)}`);
   for (const e of run.errors) run.problems.push(`${e.stage}: ${e.message.split('\n')[0]}`);
   for (const c of run.commands) {
-    const what = commandName(c).split(' ').slice(0, 4).join(' ');
+    const what = `${c.argv[0]?.startsWith('--') ? 'node' : 'guestmem'} ${c.argv.slice(0, 3).join(' ')}`;
     const completed = c.status !== null && (c.okStatuses ?? [0]).includes(c.status);
     if (c.timedOut) run.problems.push(`${what} hung and was killed after ${c.seconds.toFixed(0)} s`);
     else if (!completed) run.problems.push(`${what} exited with ${c.status ?? c.signal}${c.summary ? ` (${c.summary.failed} failed)` : ''}`);
