@@ -201,3 +201,45 @@ test('diff --path that names no sequence is one line and exit 2, not a fast-chec
   assert.match(r.err, /^guestmem: --path 0:1:0:0:0:0: not a sequence of seed 7/);
   assert.doesNotMatch(r.err, /\n\s+at /);
 });
+
+test('run warns when a step would make a real kernel allocate more than --memory-budget (the model spends nothing)', () => {
+  const f = join(ROOT, 'tests/lab/fixtures/attributes-4tib.json');
+  const r = cli('run', f);
+  assert.equal(r.code, 0, r.err);
+  assert.match(
+    r.err,
+    /guestmem: warning: .*attributes-4tib\.json: steps\[0\] \(set_memory_attributes\): a real kernel would allocate about 9\.0 GiB \(xarray entries for 1073741824 pages \(kvm_vm_set_mem_attributes\)\), over the budget of 1\.0 GiB/,
+  );
+  assert.equal(cli('run', '--memory-budget', '16384', f).err, '', 'under a 16 GiB budget: no warning');
+  // a punch frees and a clear stores NULL: no warning for those
+  const p = join(tmp, 'punch.json');
+  writeFileSync(
+    p,
+    JSON.stringify({
+      name: 'big punch',
+      requires: ['guest_memfd'],
+      steps: [
+        { op: 'create_guest_memfd', size: '0x40000000000', as: 'g' },
+        { op: 'fallocate', fd: 'g', mode: ['keep_size', 'punch_hole'], offset: 0, length: '0x40000000000' },
+      ],
+    }),
+  );
+  assert.equal(cli('run', p).err, '');
+});
+
+test('run --progress streams start, step and result lines as the scenarios run', () => {
+  const prog = join(tmp, 'progress.jsonl');
+  const r = cli('run', '--progress', prog, EXAMPLE);
+  assert.equal(r.code, 0, r.err);
+  const lines = readFileSync(prog, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { t: string; index?: number; result?: { status: string } });
+  assert.equal(lines[0]?.t, 'start');
+  assert.deepEqual(
+    lines.filter((l) => l.t === 'step').map((l) => l.index),
+    [0, 1, 2, 3, 4, 5, 6, 7],
+  );
+  assert.equal(lines.at(-1)?.t, 'result');
+  assert.equal(lines.at(-1)?.result?.status, 'passed');
+});

@@ -43,6 +43,8 @@ export interface DiffOptions {
   batch?: string;
   shrinkBudget?: number;
   timeoutSeconds?: number;
+  /** --batch: start at this sequence index */
+  from?: number;
 }
 
 function modelSide(profile: KernelProfile, name = `model ${profile.name}`): Side {
@@ -119,6 +121,7 @@ function checkModes(o: DiffOptions): void {
   const modes = [o.selfTest && '--self-test', o.lab !== undefined && '--lab', o.batch !== undefined && '--batch'].filter(Boolean);
   if (modes.length > 1) throw new UserError(`${modes.join(' and ')} exclude each other`);
   if (o.batch !== undefined && (o.replay || o.path)) throw new UserError('--batch replays its own sequences: drop --replay and --path');
+  if (o.from !== undefined && o.batch === undefined) throw new UserError('--from goes with --batch (the sequence index to start at)');
   // combinations that would silently do nothing, or something other than what was asked
   if (o.selfTest && (o.replay || o.path)) throw new UserError('--self-test runs its own sequences: drop --replay and --path');
   if (o.lab !== undefined && (o.replay || o.path))
@@ -283,6 +286,7 @@ async function runBatchFile(o: DiffOptions, file: string, out: (s: string) => vo
   const t0 = Date.now();
   const total = runBatch(batch, reference, candidate, (r) => out(JSON.stringify(r)), {
     ...(o.shrinkBudget !== undefined && { shrinkBudget: o.shrinkBudget }),
+    ...(o.from !== undefined && { from: o.from }),
     ...(batch.meta && { skip }),
   });
   out(JSON.stringify({ t: 'diff-summary', ...total, ms: Date.now() - t0, reference: reference.name, candidate: candidate.name, seed: batch.seed }));

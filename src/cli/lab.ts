@@ -24,6 +24,13 @@ function seconds(v: string): number {
   return n;
 }
 
+/** VM memory in MiB: whole, and enough for Node and the initramfs inside. */
+function mib(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 512 || n > 65536) throw new InvalidArgumentError('expected a whole number of MiB from 512 to 65536');
+  return n;
+}
+
 const kernelOption = () =>
   new Option('--kernel <version>', `kernel to use (${KERNEL_IDS.join('|')}); repeat or comma-separate; default: all`).argParser(collectKernels);
 const buildTimeoutOption = () => new Option('--build-timeout <seconds>', 'hard limit for fetching and building one kernel').argParser(seconds).default(1800);
@@ -87,6 +94,7 @@ export function registerLab(program: Command): void {
     .option('--no-probe', 'skip the raw /dev/kvm probe inside the VM')
     .option('--no-lockstep', 'skip replaying the scenarios in lockstep against the model (guestmem diff --batch)')
     .option('--no-kvm-tests', "skip the kvm backend's own tests (dist/tests/kvm) inside the VM")
+    .addOption(new Option('--memory <MiB>', 'memory of each VM (default: a quarter of the free memory, 1-4 GiB)').argParser(mib))
     .option('--json', 'print the results as JSON')
     .option('-v, --verbose', 'list passed scenarios too')
     .action(
@@ -100,6 +108,7 @@ export function registerLab(program: Command): void {
           probe: boolean;
           lockstep: boolean;
           kvmTests: boolean;
+          memory?: number;
           json?: boolean;
           verbose?: boolean;
         },
@@ -114,6 +123,7 @@ export function registerLab(program: Command): void {
             noProbe: !o.probe,
             lockstep: o.lockstep,
             kvmTests: o.kvmTests,
+            ...(o.memory !== undefined && { memoryMiB: o.memory }),
             progress: createProgress(),
           });
           if (o.json) out(JSON.stringify(runs, null, 2));

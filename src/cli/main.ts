@@ -44,15 +44,30 @@ program
   .option('--json', 'print results as JSON')
   .option('-v, --verbose', 'show every step')
   .option('--trace <out>', 'write the step-by-step results as JSON to this file')
-  .action(async (files: string[], o: { backend: string; kernel?: string; json?: boolean; verbose?: boolean; trace?: string }) => {
-    const backend =
-      o.backend === 'kvm' ? await kvmBackend() : modelBackend({ designs: DESIGNS, ...(o.kernel === 'host' && { host: (await kvmBackend()).hostProfile() }) });
-    process.exitCode = runFiles(
-      files,
-      { backend, ...(o.kernel && { kernel: o.kernel }), json: !!o.json, verbose: !!o.verbose, ...(o.trace && { trace: o.trace }) },
-      out,
-    );
-  });
+  .option('--progress <file>', 'append a JSON line before each scenario and step and after each result (for a watcher)')
+  .option('--memory-budget <MiB>', 'warn about a step that would make a real kernel allocate more than this', positiveIntArg, 1024)
+  .action(
+    async (
+      files: string[],
+      o: { backend: string; kernel?: string; json?: boolean; verbose?: boolean; trace?: string; progress?: string; memoryBudget: number },
+    ) => {
+      const backend =
+        o.backend === 'kvm' ? await kvmBackend() : modelBackend({ designs: DESIGNS, ...(o.kernel === 'host' && { host: (await kvmBackend()).hostProfile() }) });
+      process.exitCode = runFiles(
+        files,
+        {
+          backend,
+          ...(o.kernel && { kernel: o.kernel }),
+          json: !!o.json,
+          verbose: !!o.verbose,
+          ...(o.trace && { trace: o.trace }),
+          ...(o.progress && { progress: o.progress }),
+          memoryBudget: BigInt(o.memoryBudget) << 20n,
+        },
+        out,
+      );
+    },
+  );
 
 program
   .command('caps')
@@ -98,6 +113,7 @@ program
   .option('--lab <kernels>', 'hold the model against lab kernels under QEMU instead (6.12, 7.3, comma-separated, or all)')
   .option('--batch <file>', 'replay a batch of generated sequences (what --lab runs inside the VM); JSON lines out')
   .option('--shrink-budget <n>', 'most replays spent shrinking one divergence (--batch, --lab)', parseIntArg)
+  .option('--from <index>', 'with --batch: start at this sequence (the lab resumes a run that died there)', parseIntArg)
   .option('--timeout <seconds>', 'hard limit for one lab VM (--lab)', positiveIntArg, 600)
   .addOption(new Option('--reference <backend>', 'what the model is held against').choices(['kvm', 'model']).default('kvm'))
   .addOption(new Option('--vm-type <type>', 'VM type of each sequence (default: default; sw_protected with --lab)').choices(['default', 'sw_protected']))
@@ -115,6 +131,7 @@ program
         lab?: string;
         batch?: string;
         shrinkBudget?: number;
+        from?: number;
         timeout: number;
         reference: 'kvm' | 'model';
         vmType?: 'default' | 'sw_protected';
@@ -140,6 +157,7 @@ program
           ...(o.lab && { lab: o.lab }),
           ...(o.batch && { batch: o.batch }),
           ...(o.shrinkBudget !== undefined && { shrinkBudget: o.shrinkBudget }),
+          ...(o.from !== undefined && { from: o.from }),
         },
         out,
       );

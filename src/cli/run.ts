@@ -1,5 +1,5 @@
 /** `guestmem run FILE|DIR...`: load scenario files, run them on a backend, print the report. */
-import { writeFileSync } from 'node:fs';
+import { openSync, writeFileSync, writeSync } from 'node:fs';
 import {
   type Backend,
   formatHuman,
@@ -8,9 +8,11 @@ import {
   type Scenario,
   ScenarioError,
   type ScenarioResult,
+  type Step,
   summarize,
   toJson,
 } from '../scenario/index.js';
+import { formatBytes, kernelAllocation } from '../scenario/kernel-memory.js';
 import { oneLine, UserError } from './errors.js';
 import { checkWritable, FileProblem, readRegularFile, scenarioPaths } from './files.js';
 
@@ -25,6 +27,26 @@ export interface RunOptions {
   json: boolean;
   verbose: boolean;
   trace?: string;
+  /**
+   * A file that gets a JSON line before each scenario and step and after each result, written as it
+   * happens, so that a watcher (the lab's driver) knows what was running if this process dies.
+   */
+  progress?: string;
+  /** Warn about a step that would make a real kernel allocate more than this (bytes). */
+  memoryBudget?: bigint;
+}
+
+/** The JSON lines of --progress: start, step, result (and bad, for a file that did not load). */
+export type ProgressLine =
+  | { t: 'start'; file: string; name: string }
+  | { t: 'step'; file: string; index: number; op: string }
+  | { t: 'result'; result: ScenarioResult }
+  | { t: 'bad'; message: string };
+
+function progressWriter(path: string | undefined): (line: ProgressLine) => void {
+  if (!path) return () => {};
+  const fd = openSync(path, 'a');
+  return (line) => writeSync(fd, `${JSON.stringify(line)}\n`);
 }
 
 /** Read and check one file: the scenario, or the one-line reason it is not one. */
@@ -58,10 +80,26 @@ export function runFiles(
     else loaded.push([file, r]);
   }
   for (const b of bad) err(`guestmem: ${oneLine(b)}`);
+  const progress = progressWriter(opts.progress);
+  for (const b of bad) progress({ t: 'bad', message: b });
   const results: ScenarioResult[] = [];
   for (const [file, sc] of loaded) {
+    progress({ t: 'start', file, name: sc.name });
+    const hooks = {
+      beforeStep: (index: number, step: Step) => {
+        progress({ t: 'step', file, index, op: step.op });
+        if (opts.memoryBudget === undefined) return;
+        const a = kernelAllocation(step);
+        if (a.bytes > opts.memoryBudget)
+          err(
+            `guestmem: warning: ${file}: steps[${index}] (${step.op}): a real kernel would allocate about ${formatBytes(a.bytes)} (${a.what}), over the budget of ${formatBytes(opts.memoryBudget)}`,
+          );
+      },
+    };
     try {
-      results.push(runScenario(sc, file, opts.backend, opts.kernel));
+      const r = runScenario(sc, file, opts.backend, opts.kernel, hooks);
+      results.push(r);
+      progress({ t: 'result', result: r });
     } catch (e) {
       // what only running finds (a requirement the load could not judge) still names the file
       if (!(e instanceof ScenarioError)) throw e;

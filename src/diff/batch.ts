@@ -181,10 +181,16 @@ export function runBatch(
   reference: Side,
   candidate: Side,
   emit: (r: SequenceResult) => void,
-  opts: { shrinkBudget?: number; skip?: (meta: SequenceMeta & { vmType: VmType }) => string | undefined } = {},
+  opts: {
+    shrinkBudget?: number;
+    skip?: (meta: SequenceMeta & { vmType: VmType }) => string | undefined;
+    /** start at this sequence (a run that died at the one before resumes here) */
+    from?: number;
+  } = {},
 ): { sequences: number; steps: number; uncompared: number; divergences: number; skipped: number } {
   const total = { sequences: 0, steps: 0, uncompared: 0, divergences: 0, skipped: 0 };
   batch.sequences.forEach((steps, index) => {
+    if (index < (opts.from ?? 0)) return;
     const t0 = Date.now();
     const meta = batch.meta?.[index];
     const vmType = meta?.vmType ?? batch.vmType;

@@ -3,7 +3,9 @@
  * console on the first serial port (to console.log) and the data channel on the second (QEMU's
  * stdout, read live). A hard timeout kills QEMU; /init's `reboot -f` with -no-reboot ends it early.
  */
+
 import { createWriteStream } from 'node:fs';
+import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { LabError, runStreaming } from './env.js';
 import { requirePrereqs } from './prereq.js';
@@ -32,6 +34,15 @@ export interface BootResult {
   qemuStderr: string;
 }
 
+/**
+ * The VM's memory when none is asked for: a quarter of what the host has free (two lab VMs may run
+ * at once beside the test runner), at least 1 GiB (Node, the initramfs and the scenarios need about
+ * 600 MiB) and at most 4 GiB.
+ */
+export function defaultMemoryMiB(freeBytes = freemem()): number {
+  return Math.max(1024, Math.min(4096, Math.floor(freeBytes / 4 / 2 ** 20)));
+}
+
 export function qemuArgs(o: Pick<BootOptions, 'bzImage' | 'initrd' | 'runDir' | 'memoryMiB' | 'append'>): string[] {
   return [
     '-accel',
@@ -41,7 +52,7 @@ export function qemuArgs(o: Pick<BootOptions, 'bzImage' | 'initrd' | 'runDir' | 
     '-smp',
     '1',
     '-m',
-    `${o.memoryMiB ?? 2048}M`,
+    `${o.memoryMiB ?? defaultMemoryMiB()}M`,
     '-nodefaults',
     '-no-user-config',
     '-display',

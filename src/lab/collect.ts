@@ -26,6 +26,8 @@ export interface ScenarioRecord {
   kernel: string;
   stepCount: number;
   steps?: unknown[];
+  /** the kernel's report (OOM, oops, WARN) when the scenario's process died */
+  console?: string[];
 }
 
 /** One of the kvm backend's own tests, run inside the VM (tests/kvm/). */
@@ -49,6 +51,8 @@ export interface CommandRecord {
   stderr?: string;
   error?: string;
   timedOut?: boolean;
+  /** items whose process died on the way (out of memory, hung), each with the reason */
+  deaths?: string[];
 }
 
 export interface LockstepSummary {
@@ -142,6 +146,7 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
     if (c.timedOut) run.problems.push(`${what} hung and was killed after ${c.seconds.toFixed(0)} s`);
     else if (!completed) run.problems.push(`${what} exited with ${c.status ?? c.signal}${c.summary ? ` (${c.summary.failed} failed)` : ''}`);
     if (!completed && c.stderr) run.problems.push(`its stderr: ${headline(c.stderr)}`);
+    for (const d of c.deaths ?? []) run.problems.push(`${what}: ${d}`);
   }
   for (const t of run.tests.filter((x) => x.status === 'failed')) run.problems.push(`kvm test failed: ${t.name}: ${t.reason ?? ''}`.slice(0, 400));
   if (run.kernelWarnings.length) run.problems.push(`the kernel logged ${run.kernelWarnings.length} warning(s): ${run.kernelWarnings[0]}`);
@@ -241,6 +246,7 @@ export function formatKernelRun(r: KernelRun, verbose = false): string {
       continue;
     }
     lines.push(`      ${sc.status.toUpperCase().padEnd(7)} ${sc.name}  (${sc.file}, ${sc.backend} ${sc.kernel})${sc.reason ? `: ${sc.reason}` : ''}`);
+    for (const l of sc.console ?? []) lines.push(`        | ${l}`);
   }
   for (const [why, n] of skips) lines.push(`      SKIPPED ${n} scenario${n === 1 ? '' : 's'}: ${why}`);
   if (r.retried) lines.push(`      RETRIED: ${r.retried}`);

@@ -5,12 +5,14 @@
  * command, and done. Diagnostics go to stderr, which /init sends to the console.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { release, uptime, version } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Vm } from '../api.js';
+import type { ProgressLine } from '../cli/run.js';
 import { probeKvm } from './probe.js';
+import { deathReason, dmesg, freshFile, kernelVerdict, protectSelf, runChild } from './supervise.js';
 
 export interface JobCommand {
   /** What the results call this command ('run'). */
@@ -43,17 +45,8 @@ export interface Job {
   commandTimeoutMs?: number;
   /** Run a halting guest on each VM type before the commands; stop if one does not exit. */
   canary?: boolean;
-}
-
-/** Keep serial traffic small: passed scenarios report their step count, others every step. */
-interface RunJsonResult {
-  name: string;
-  file: string;
-  status: string;
-  reason?: string;
-  backend: string;
-  kernel: string;
-  steps: unknown[];
+  /** a scenario step (or lockstep sequence) with no progress for this long is a hang (default 150 s) */
+  stepTimeoutMs?: number;
 }
 
 const APP = fileURLToPath(new URL('../../../', import.meta.url));
@@ -104,33 +97,37 @@ async function main(jobPath: string): Promise<number> {
       return 1;
     }
   }
+  protectSelf();
   for (const c of job.commands) {
     const s = Date.now();
+    if (c.parse === 'run-json' || c.parse === 'lines') {
+      const r = c.parse === 'run-json' ? await superviseRun(c, job) : await superviseBatch(c, job);
+      emit({
+        t: 'command',
+        label: c.label,
+        argv: c.argv,
+        status: r.status,
+        signal: null,
+        seconds: (Date.now() - s) / 1000,
+        ...(c.okStatuses && { okStatuses: c.okStatuses }),
+        ...(c.parse === 'run-json' && { summary: r.summary }),
+        ...(r.deaths.length && { deaths: r.deaths }),
+        ...(r.stderr && { stderr: r.stderr }),
+      });
+      if (!(c.okStatuses ?? [0]).includes(r.status)) bad = true;
+      continue;
+    }
     const r = spawnSync(process.execPath, c.node ? c.argv : [CLI, ...c.argv], {
       cwd: APP,
       encoding: 'utf8',
       maxBuffer: 1 << 30,
       env: { ...process.env, ...c.env },
-      ...(c.parse === 'lines' && { stdio: ['ignore', 'inherit', 'pipe'] as ['ignore', 'inherit', 'pipe'] }),
       ...(job.commandTimeoutMs !== undefined && { timeout: job.commandTimeoutMs, killSignal: 'SIGKILL' as const }),
     });
     const seconds = (Date.now() - s) / 1000;
     const timedOut = (r.error as NodeJS.ErrnoException | undefined)?.code === 'ETIMEDOUT';
     process.stderr.write(r.stderr ?? '');
     const summary = { passed: 0, failed: 0, skipped: 0 };
-    if (c.parse === 'run-json' && (r.status === 0 || r.status === 1)) {
-      try {
-        const results = JSON.parse(r.stdout) as RunJsonResult[];
-        for (const x of results) {
-          if (x.status === 'passed' || x.status === 'failed' || x.status === 'skipped') summary[x.status]++;
-          const { steps, ...head } = x;
-          emit({ t: 'scenario', command: c.label, ...head, stepCount: steps.length, ...(x.status !== 'passed' && { steps }) });
-        }
-      } catch (e) {
-        emit({ t: 'error', stage: c.label, message: `cannot parse the JSON of guestmem ${c.argv[0]}: ${(e as Error).message}` });
-        bad = true;
-      }
-    }
     if (c.parse === 'tap') {
       for (const t of parseTap(r.stdout ?? '')) {
         if (t.status !== 'failed' && t.status !== 'passed' && t.status !== 'skipped') continue;
@@ -147,7 +144,7 @@ async function main(jobPath: string): Promise<number> {
       signal: r.signal,
       seconds,
       ...(c.okStatuses && { okStatuses: c.okStatuses }),
-      ...(c.parse === 'run-json' || c.parse === 'tap' ? { summary } : c.parse === 'lines' ? {} : { stdout: (r.stdout ?? '').slice(-20000) }),
+      ...(c.parse === 'tap' ? { summary } : { stdout: (r.stdout ?? '').slice(-20000) }),
       ...(stderr && { stderr }),
       ...(timedOut && { timedOut, error: `killed after ${job.commandTimeoutMs} ms` }),
       ...(r.error && !timedOut && { error: r.error.message }),
@@ -159,6 +156,168 @@ async function main(jobPath: string): Promise<number> {
   if (after) emit({ t: 'kernel-log', warnings: after.slice(before?.length ?? 0).filter((l) => KERNEL_SPLAT.test(l)) });
   emit({ t: 'done', seconds: (Date.now() - t0) / 1000, uptime: uptime() });
   return bad ? 1 : 0;
+}
+
+/** The end of a supervised command: its exit status as the whole command's, and what died on the way. */
+interface Supervised {
+  status: number;
+  summary: { passed: number; failed: number; skipped: number };
+  /** one line per item whose process died (out of memory, hung, killed), with the reason */
+  deaths: string[];
+  stderr: string;
+}
+
+/** Per step: far above a step's own deadlines (KVM_RUN 60 s, pre-fault 5 s in the lab). */
+const STEP_TIMEOUT_MS = Number(process.env.GUESTMEM_LAB_STEP_TIMEOUT_MS) || 150_000;
+
+const tailOf = (s: string) => s.trim().split('\n').slice(-20).join('\n');
+
+/**
+ * `guestmem run --json FILES` with --progress: results come from the progress file as each scenario
+ * ends; a scenario whose process dies is reported failed with the reason, and the run starts again
+ * on the files after it.
+ */
+async function superviseRun(c: JobCommand, job: Job): Promise<Supervised> {
+  const isFile = (a: string) => /\.(json|ya?ml)$/.test(a);
+  const flags = c.argv.filter((a) => !isFile(a));
+  let files = c.argv.filter(isFile);
+  const summary = { passed: 0, failed: 0, skipped: 0 };
+  const deaths: string[] = [];
+  let stderr = '';
+  let status = 0;
+  for (let round = 0; files.length > 0; round++) {
+    const progress = freshFile(`/tmp/run-progress-${round}.jsonl`);
+    const before = dmesg().length;
+    let size = 0;
+    const end = await runChild([process.execPath, CLI, ...flags, '--progress', progress, ...files], {
+      cwd: APP,
+      env: { ...process.env, ...c.env },
+      stepTimeoutMs: job.stepTimeoutMs ?? STEP_TIMEOUT_MS,
+      progressed: () => {
+        const now = statSync(progress).size;
+        if (now === size) return false;
+        size = now;
+        return true;
+      },
+    });
+    stderr = tailOf(`${stderr}\n${end.stderr}`);
+    const lines = readFileSync(progress, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as ProgressLine);
+    const done = new Set<string>();
+    let running: { file: string; name: string; at: string } | undefined;
+    for (const l of lines) {
+      if (l.t === 'start') running = { file: l.file, name: l.name, at: 'its start' };
+      else if (l.t === 'step' && running) running.at = `steps[${l.index}] (${l.op})`;
+      else if (l.t === 'result') {
+        const x = l.result;
+        summary[x.status]++;
+        done.add(x.file);
+        running = undefined;
+        const { steps, ...head } = x;
+        emit({ t: 'scenario', command: c.label, ...head, stepCount: steps.length, ...(x.status !== 'passed' && { steps }) });
+      }
+    }
+    const normal = !end.hung && end.signal === null && (end.status === 0 || end.status === 1 || end.status === 2);
+    if (normal && !running) {
+      status = Math.max(status, end.status ?? 0);
+      break;
+    }
+    if (!running) {
+      // it died before any scenario started: nothing to skip past, so nothing to retry
+      deaths.push(`guestmem run died before its first scenario (${end.signal ?? end.status})`);
+      status = 1;
+      break;
+    }
+    const k = kernelVerdict(dmesg().slice(before));
+    const reason = deathReason(running.at, end, k);
+    deaths.push(`${running.file}: ${reason}`);
+    summary.failed++;
+    status = 1;
+    emit({
+      t: 'scenario',
+      command: c.label,
+      name: running.name,
+      file: running.file,
+      status: 'failed',
+      reason,
+      backend: 'kvm',
+      kernel: job.kernel,
+      stepCount: 0,
+      ...(k.excerpt.length && { console: k.excerpt }),
+    });
+    const culprit = running.file;
+    files = files.filter((f) => !done.has(f) && f !== culprit);
+  }
+  return { status, summary, deaths, stderr };
+}
+
+/**
+ * `guestmem diff --batch FILE`: its JSON lines pass through as they come; a sequence whose process
+ * dies is reported as diverged with the reason, and the batch resumes after it (--from). One
+ * summary line closes it, the sum of every round's.
+ */
+async function superviseBatch(c: JobCommand, job: Job): Promise<Supervised> {
+  const batchAt = c.argv[c.argv.indexOf('--batch') + 1] ?? '';
+  const batch = JSON.parse(readFileSync(batchAt, 'utf8')) as { sequences: unknown[]; meta?: { name?: string }[] };
+  const total: Record<string, number> = {};
+  let tail: Record<string, unknown> = {};
+  const deaths: string[] = [];
+  let stderr = '';
+  let status = 0;
+  for (let from = 0; from < batch.sequences.length; ) {
+    let last = from - 1;
+    const before = dmesg().length;
+    const end = await runChild([process.execPath, CLI, ...c.argv, ...(from > 0 ? ['--from', String(from)] : [])], {
+      cwd: APP,
+      env: { ...process.env, ...c.env },
+      stepTimeoutMs: job.stepTimeoutMs ?? STEP_TIMEOUT_MS,
+      progressed: () => false,
+      onStdoutLine: (line) => {
+        let rec: Record<string, unknown>;
+        try {
+          rec = JSON.parse(line) as Record<string, unknown>;
+        } catch {
+          return;
+        }
+        if (rec.t === 'diff-summary') {
+          for (const [key, v] of Object.entries(rec)) if (typeof v === 'number' && key !== 'seed') total[key] = (total[key] ?? 0) + v;
+          tail = rec;
+          return;
+        }
+        if (rec.t === 'diff-sequence') last = Number(rec.index);
+        process.stdout.write(`${line}\n`);
+      },
+    });
+    stderr = tailOf(`${stderr}\n${end.stderr}`);
+    const normal = !end.hung && end.signal === null && (end.status === 0 || end.status === 1);
+    if (normal) {
+      status = Math.max(status, end.status ?? 0);
+      break;
+    }
+    const index = last + 1;
+    if (index >= batch.sequences.length) break;
+    const k = kernelVerdict(dmesg().slice(before));
+    const reason = deathReason(`sequence ${index}`, end, k);
+    const name = batch.meta?.[index]?.name;
+    deaths.push(`${name ?? `sequence ${index}`}: ${reason}`);
+    status = 1;
+    total.divergences = (total.divergences ?? 0) + 1;
+    emit({
+      t: 'diff-sequence',
+      index,
+      ...(name && { name }),
+      steps: 0,
+      uncompared: 0,
+      ms: 0,
+      divergence: { message: reason, what: 'the replay died', reference: '', candidate: '', at: 0, shrunk: [], replays: 0 },
+      ...(k.excerpt.length && { console: k.excerpt }),
+    });
+    from = index + 1;
+  }
+  emit({ ...tail, ...total, t: 'diff-summary' });
+  return { status, summary: { passed: 0, failed: 0, skipped: 0 }, deaths, stderr };
 }
 
 export interface TapTest {

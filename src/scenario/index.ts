@@ -2,6 +2,6 @@ export { inKernelRange, type KernelRange, parseKernelRange, releaseVersion } fro
 export { parseScenario } from './load.js';
 export { type ModelBackendOptions, modelBackend } from './model-backend.js';
 export { formatHuman, summarize, toJson } from './report.js';
-export { type Backend, judge, type Outcome, runScenario, type ScenarioResult, Session, type StepResult, unmetRequirement } from './runner.js';
+export { type Backend, judge, type Outcome, type RunHooks, runScenario, type ScenarioResult, Session, type StepResult, unmetRequirement } from './runner.js';
 export { type Scenario, ScenarioSchema, type Step, StepSchema } from './schema.js';
 export { ScenarioError } from './values.js';

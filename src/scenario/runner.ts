@@ -614,8 +614,13 @@ export class Session {
 export type { Outcome };
 export { judge };
 
+/** Called as a scenario runs: a watcher outside the process learns which step was running if it dies. */
+export interface RunHooks {
+  beforeStep?(index: number, step: Step): void;
+}
+
 /** Run one scenario from start to end (or to its first failed step) on a fresh KVM of `backend`. */
-export function runScenario(sc: Scenario, file: string, backend: Backend, kernelOverride?: string): ScenarioResult {
+export function runScenario(sc: Scenario, file: string, backend: Backend, kernelOverride?: string, hooks?: RunHooks): ScenarioResult {
   const kernel = kernelOverride ?? sc.kernel;
   const base = { name: sc.name, file, backend: backend.name, kernel: kernel ?? 'default', steps: [] as StepResult[] };
   const why = backend.incompatible?.(sc, kernel);
@@ -642,6 +647,7 @@ export function runScenario(sc: Scenario, file: string, backend: Backend, kernel
   try {
     for (let i = 0; i < sc.steps.length; i++) {
       const s = sc.steps[i] as Step;
+      hooks?.beforeStep?.(i, s);
       let r: { outcome: Outcome; got: string };
       try {
         r = session.step(s);

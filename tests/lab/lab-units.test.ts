@@ -6,12 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseDeb822, parseOneLine, pickMirror } from '../../src/lab/apt.js';
-import { qemuArgs } from '../../src/lab/boot.js';
+import { defaultMemoryMiB, qemuArgs } from '../../src/lab/boot.js';
 import { fold, formatKernelRun, type LabRecord } from '../../src/lab/collect.js';
 import { CpioWriter, parseCpio } from '../../src/lab/cpio.js';
+import { parseTap } from '../../src/lab/guest.js';
 import { cacheDir, fragmentHash, KERNEL_IDS, LAB_PACKAGES, parseFragment, unmetFragment } from '../../src/lab/index.js';
 import { placeScenarios, productionPackages } from '../../src/lab/pack.js';
 import { which } from '../../src/lab/prereq.js';
+import { deathReason, kernelVerdict } from '../../src/lab/supervise.js';
 import { ROOT } from '../support/files.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'guestmem-lab-'));
@@ -345,4 +347,70 @@ test('collect: a stuck boot (the canary guest never exits) and a diff command th
     base,
   );
   assert.match(crashed.problems.join('\n'), /guestmem diff --batch b\.json exited with 2[\s\S]*its stderr: guestmem: b\.json: not JSON/);
+});
+
+test("supervise: the kernel's OOM report names the cause and the slab it held; a WARN is quoted; a hang says where", () => {
+  // lines as a 6.12 kernel prints them (show_mem counts slab in pages)
+  const oom = kernelVerdict([
+    '[   40.1] node invoked oom-killer: gfp_mask=0x140dca(GFP_HIGHUSER_MOVABLE|__GFP_COMP|__GFP_ZERO), order=0, oom_score_adj=1000',
+    '[   40.2] active_anon:1021 inactive_anon:0 isolated_anon:0',
+    '[   40.2]  slab_reclaimable:812 slab_unreclaimable:229376',
+    '[   40.3] Out of memory: Killed process 93 (node) total-vm:1234kB, anon-rss:5678kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:1000',
+  ]);
+  assert.equal(oom.oom, true);
+  assert.equal(oom.slabMiB, 896);
+  assert.equal(
+    deathReason('steps[0] (set_memory_attributes)', { status: null, signal: 'SIGKILL', stderr: '' }, oom),
+    'out of memory in the lab kernel at steps[0] (set_memory_attributes): the OOM killer ended the run; the kernel held 896 MiB of slab (slab_unreclaimable)',
+  );
+  const warn = kernelVerdict([
+    '[ 1.0] ------------[ cut here ]------------',
+    '[ 1.0] WARNING: CPU: 0 PID: 7 at arch/x86/kvm/mmu/mmu.c:123 kvm_mmu_foo+0x1/0x2',
+  ]);
+  assert.equal(warn.oom, false);
+  assert.match(
+    deathReason('steps[2] (run)', { status: null, signal: 'SIGSEGV', stderr: '' }, warn),
+    /^the run was killed by SIGSEGV at steps\[2\] \(run\); the kernel said: .*WARNING: CPU: 0 PID: 7/,
+  );
+  assert.equal(
+    deathReason(
+      'steps[1] (set_memory_attributes)',
+      { status: null, signal: 'SIGKILL', hung: { seconds: 150, where: 'in syscall 16 (ioctl)' }, stderr: '' },
+      warn,
+    ),
+    'hung at steps[1] (set_memory_attributes): no progress for 150 s (the process was in syscall 16 (ioctl)); killed',
+  );
+});
+
+test("TAP: node:test's top-level tests, skips with their reasons, failures with their error", () => {
+  const tap = [
+    'TAP version 13',
+    '# Subtest: A1: flags',
+    'ok 1 - A1: flags',
+    '  ---',
+    '  duration_ms: 1.2',
+    '  ...',
+    '# Subtest: D2: mmap',
+    'ok 2 - D2: mmap # SKIP kernel 6.12.118 lacks it: KVM_CAP_GUEST_MEMFD_FLAGS lacks mmap',
+    '# Subtest: A6: link',
+    'not ok 3 - A6: link',
+    '  ---',
+    '  duration_ms: 3.1',
+    '  error: |-',
+    '    Expected values to be strictly equal:',
+    '  code: ERR_ASSERTION',
+    '  ...',
+    '1..3',
+  ].join('\n');
+  assert.deepEqual(parseTap(tap), [
+    { name: 'A1: flags', status: 'passed' },
+    { name: 'D2: mmap', status: 'skipped', reason: 'kernel 6.12.118 lacks it: KVM_CAP_GUEST_MEMFD_FLAGS lacks mmap' },
+    { name: 'A6: link', status: 'failed', reason: 'error: |- Expected values to be strictly equal: code: ERR_ASSERTION ...' },
+  ]);
+});
+
+test('VM memory: a quarter of the free memory, between 1 and 4 GiB', () => {
+  assert.equal(defaultMemoryMiB(24 * 2 ** 30), 4096);
+  assert.equal(defaultMemoryMiB(8 * 2 ** 30), 2048);
+  assert.equal(defaultMemoryMiB(2 * 2 ** 30), 1024);
 });
