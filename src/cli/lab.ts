@@ -5,7 +5,7 @@
  * apt, kernel build, QEMU), with the stage named.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_GUEST_BACKEND, formatKernelRun, KERNEL_IDS, LabError, labBuild, labRun } from '../lab/index.js';
+import { cacheDir, DEFAULT_GUEST_BACKEND, formatKernelRun, KERNEL_IDS, LabError, labBuild, labRun } from '../lab/index.js';
 import { createProgress } from '../lab/progress.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
@@ -21,6 +21,13 @@ function collectKernels(v: string, prev: string[] | undefined): string[] {
 function seconds(v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
+  return n;
+}
+
+/** A whole count (0 allowed: --load 0). */
+function count(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0 || n > 100000) throw new InvalidArgumentError('expected a whole number');
   return n;
 }
 
@@ -133,6 +140,60 @@ export function registerLab(program: Command): void {
             out(`${runs.length - bad} kernel(s) passed, ${bad} failed`);
           }
           return runs.every((r) => r.ok) ? 0 : 1;
+        }),
+    );
+
+  lab
+    .command('boots')
+    .description('boot a lab kernel N times with only the canary and count the boots whose nested guests never exit')
+    .addOption(new Option('--kernel <id>', 'lab kernel').choices([...KERNEL_IDS]).makeOptionMandatory())
+    .addOption(new Option('--count <n>', 'boots').argParser(count).default(50))
+    .addOption(
+      new Option('--qemu <which>', "the system's QEMU or bookworm-backports' (fetched into the cache)").choices(['system', 'backports']).default('system'),
+    )
+    .option('--cpu <model>', 'QEMU -cpu model (default max)')
+    .addOption(new Option('--smp <n>', 'QEMU -smp count (default 1)').argParser(count))
+    .option('--append <args>', 'more kernel command line, e.g. nokaslr')
+    .addOption(new Option('--load <n>', 'busy loops on the host while the VMs boot').argParser(count).default(0))
+    .addOption(new Option('--memory <MiB>', 'memory of each VM').argParser(mib))
+    .option('--json', 'print the result as JSON')
+    .action(
+      (o: {
+        kernel: string;
+        count: number;
+        qemu: 'system' | 'backports';
+        cpu?: string;
+        smp?: number;
+        append?: string;
+        load: number;
+        memory?: number;
+        json?: boolean;
+      }) =>
+        guarded(async () => {
+          const { backportsQemu, countStuckBoots } = await import('../lab/boots.js');
+          const progress = createProgress();
+          const machine = {
+            ...(o.qemu === 'backports' && backportsQemu(cacheDir())),
+            ...(o.cpu && { cpu: o.cpu }),
+            ...(o.smp !== undefined && { smp: o.smp }),
+          };
+          const r = await countStuckBoots({
+            kernel: o.kernel,
+            kernels: [o.kernel],
+            count: o.count,
+            load: o.load,
+            machine,
+            ...(o.append && { append: o.append }),
+            ...(o.memory !== undefined && { memoryMiB: o.memory }),
+            progress,
+            onBoot: (i, b) => progress.done(`boot ${i + 1}/${o.count}: ${b.stuck ? 'STUCK' : 'ok'} in ${b.seconds.toFixed(1)} s ${b.detail}`),
+          });
+          if (o.json) out(JSON.stringify(r, null, 2));
+          else
+            out(
+              `kernel ${r.kernel}, qemu ${o.qemu}, -cpu ${machine.cpu ?? 'max'}, -smp ${machine.smp ?? 1}${r.append ? `, append '${r.append}'` : ''}, load ${r.load}: ${r.stuck} of ${r.boots} boots stuck (${((100 * r.stuck) / r.boots).toFixed(1)}%), ${r.other} failed otherwise, ${r.seconds.toFixed(0)} s`,
+            );
+          return 0;
         }),
     );
 }

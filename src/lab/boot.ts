@@ -17,6 +17,7 @@ export interface BootOptions {
   runDir: string;
   timeoutMs: number;
   memoryMiB?: number;
+  machine?: MachineOptions;
   /** Extra kernel command line. */
   append?: string;
   onRecord: (rec: Record<string, unknown>, line: string) => void;
@@ -43,14 +44,28 @@ export function defaultMemoryMiB(freeBytes = freemem()): number {
   return Math.max(1024, Math.min(4096, Math.floor(freeBytes / 4 / 2 ** 20)));
 }
 
-export function qemuArgs(o: Pick<BootOptions, 'bzImage' | 'initrd' | 'runDir' | 'memoryMiB' | 'append'>): string[] {
+/** The emulated machine, for experiments with the stuck boots (guestmem lab boots). */
+export interface MachineOptions {
+  /** the QEMU binary (default qemu-system-x86_64 on PATH) */
+  qemu?: string;
+  /** firmware directories for -L (a QEMU unpacked from another suite brings its own) */
+  dataDirs?: readonly string[];
+  /** -cpu model (default max: AMD SVM with nested paging, under TCG) */
+  cpu?: string;
+  /** -smp count (default 1) */
+  smp?: number;
+}
+
+export function qemuArgs(o: Pick<BootOptions, 'bzImage' | 'initrd' | 'runDir' | 'memoryMiB' | 'append' | 'machine'>): string[] {
+  const m = o.machine ?? {};
   return [
+    ...(m.dataDirs ?? []).flatMap((d) => ['-L', d]),
     '-accel',
     'tcg',
     '-cpu',
-    'max',
+    m.cpu ?? 'max',
     '-smp',
-    '1',
+    String(m.smp ?? 1),
     '-m',
     `${o.memoryMiB ?? defaultMemoryMiB()}M`,
     '-nodefaults',
@@ -80,7 +95,7 @@ export async function boot(o: BootOptions): Promise<BootResult> {
   const t0 = Date.now();
   let r: Awaited<ReturnType<typeof runStreaming>>;
   try {
-    r = await runStreaming('qemu-system-x86_64', qemuArgs(o), {
+    r = await runStreaming(o.machine?.qemu ?? 'qemu-system-x86_64', qemuArgs(o), {
       timeoutMs: o.timeoutMs,
       onLine: (line, stream) => {
         if (stream === 'stderr') {

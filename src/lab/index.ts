@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs
 import { join, resolve } from 'node:path';
 import { type SequenceBatch, type SequenceResult, scenariosBatch } from '../diff/index.js';
 import { parseScenario, type Scenario } from '../scenario/index.js';
-import { boot } from './boot.js';
+import { boot, type MachineOptions } from './boot.js';
 import { buildKernel, type KernelBuild } from './build.js';
 import { fold, type KernelRun, type LabRecord, type LockstepSummary } from './collect.js';
 import { alive, awaitCleanups, cacheDir, ensureDir, KERNEL_IDS, kernelSpec, LabError, ROOT, tail, writeJson } from './env.js';
@@ -56,6 +56,12 @@ export interface LabRunOptions extends LabCommonOptions {
   /** Run the kvm backend's own tests (dist/tests/kvm) inside the VM too: default true with the kvm backend. */
   kvmTests?: boolean;
   memoryMiB?: number;
+  /** the emulated machine (QEMU binary, -cpu, -smp), for the stuck-boot experiments */
+  machine?: MachineOptions;
+  /** extra kernel command line */
+  append?: string;
+  /** boots of one job before a stuck canary counts as the result (default 4; 1 to count stuck boots) */
+  bootAttempts?: number;
 }
 
 /**
@@ -286,6 +292,8 @@ export async function runJob(k: string, o: LabRunOptions, j: LabJob): Promise<Ke
         runDir,
         timeoutMs: o.timeoutMs ?? DEFAULT_VM_TIMEOUT,
         ...(o.memoryMiB !== undefined && { memoryMiB: o.memoryMiB }),
+        ...(o.machine && { machine: o.machine }),
+        ...(o.append && { append: o.append }),
         onRecord: (raw) => {
           const rec = raw as LabRecord;
           records.push(rec);
@@ -301,7 +309,7 @@ export async function runJob(k: string, o: LabRunOptions, j: LabJob): Promise<Ke
       // machine, more under load; the vCPU never fetches its first instruction) says nothing about the
       // kernel: boot again, up to BOOT_ATTEMPTS times in all, and say so in the result.
       const c = records.find((r) => r.t === 'canary');
-      if (attempt >= BOOT_ATTEMPTS || !c?.stuck) break;
+      if (attempt >= (o.bootAttempts ?? BOOT_ATTEMPTS) || !c?.stuck) break;
       const why = `boot ${attempt}: a halting guest did not exit (${Object.entries((c.results as Record<string, string>) ?? {})
         .map(([t, r]) => `${t}: ${r}`)
         .join('; ')}); booted again`;
