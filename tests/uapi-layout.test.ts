@@ -124,7 +124,7 @@ test('capability numbers and constants of KERNEL-SPEC §1.3', () => {
       CAP.KVM_CAP_VM_TYPES,
       CAP.KVM_CAP_PRE_FAULT_MEMORY,
       CAP.KVM_CAP_GUEST_MEMFD_FLAGS,
-      CAP.KVM_CAP_MEMORY_ATTRIBUTES2,
+      C.PENDING_CAP.KVM_CAP_MEMORY_ATTRIBUTES2,
     ],
     [201, 231, 232, 233, 234, 235, 236, 244, 245],
   );

@@ -121,6 +121,66 @@ const guestProgram: fc.Arbitrary<GuestOpIn[]> = fc.oneof(
   ),
 );
 
+/**
+ * Command weights by name: how often each command is drawn (fc.commands draws uniformly, so a
+ * command of weight w is offered w times). The setup macros build the states where bugs live
+ * (bound, mapped, faulted memory); single steps poke at them.
+ */
+export const GUEST_MEMFD_WEIGHTS: Readonly<Record<string, number>> = {
+  create_guest_memfd: 2,
+  fallocate: 4,
+  mmap: 2,
+  mmap_anonymous: 2,
+  host_write: 2,
+  host_read: 1,
+  munmap: 1,
+  set_user_memory_region2: 3,
+  set_user_memory_region: 1,
+  file_op: 1,
+  dup: 1,
+  close: 1,
+  check_extension: 1,
+  run: 4,
+  setup: 3,
+  punch: 3,
+  host_memory_setup: 1,
+  pre_fault_memory: 1,
+  madvise: 1,
+  mbind: 1,
+};
+/** Without guest_memfd: memory is a memfd mapped at userspace_addr (memfd_setup), punched as such. */
+export const MEMFD_WEIGHTS: Readonly<Record<string, number>> = {
+  create_guest_memfd: 1,
+  fallocate: 2,
+  mmap: 2,
+  mmap_anonymous: 2,
+  host_write: 2,
+  host_read: 1,
+  munmap: 1,
+  set_user_memory_region2: 3,
+  set_user_memory_region: 1,
+  file_op: 1,
+  dup: 1,
+  close: 1,
+  check_extension: 1,
+  run: 4,
+  memfd_setup: 3,
+  memfd_punch: 3,
+  host_memory_setup: 1,
+  pre_fault_memory: 1,
+  madvise: 1,
+  mbind: 1,
+};
+/** Added where the kernels compared have memory attributes (software-protected VMs). */
+export const ATTRIBUTE_WEIGHTS: Readonly<Record<string, number>> = { set_memory_attributes: 1, convert: 2, private_touch: 2 };
+
+/**
+ * GPAs around the largest guest frame the lab's kernels accept: kvm_mmu_max_gfn() is
+ * 2^(MAXPHYADDR - 12) - 1 (40 bits under QEMU TCG -cpu max, 39-52 on hardware), so a 4-page slot
+ * just below 2^40 fits there and one at 2^40 or at the 52-bit edge does not.
+ */
+const nearMaxFrame = fc.constantFrom<string | number>('0xffffffc000', '0x10000000000', '0xfffffffffc000', '0x10000000000000');
+
 export interface GeneratorOptions {
   /** include KVM_SET_MEMORY_ATTRIBUTES, conversions and private accesses */
   attributes: boolean;
@@ -135,122 +195,190 @@ export interface GeneratorOptions {
 export function commandArbitraries(opts: GeneratorOptions): fc.Arbitrary<fc.Command<DiffModel, Pair>>[] {
   const gmem = opts.guestMemfd ?? true;
   const cmd = (arb: fc.Arbitrary<(m: Readonly<DiffModel>) => Step | Step[]>) => arb.map((make) => new StepCommand(make));
-  const list: fc.Arbitrary<fc.Command<DiffModel, Pair>>[] = [
-    cmd(
-      fc
-        .record({ size: gmemSize, flags: fc.constantFrom<string | number>(0, 0, 1, 2, 3, 3, 3, 4, '0x8000000000000000') })
-        .map((a) => (m) => ({ op: 'create_guest_memfd', size: a.size, flags: a.flags, as: `g${m.counter}` })),
-    ),
-    cmd(
-      fc
-        .record({ fd: fdRef, mode: fc.constantFrom(0, 1, 1, 3, 3, 3, 3, 2, 7, 0x11, 0x43), offset, length: size })
-        .map((a) => (m) => ({ op: 'fallocate', fd: a.fd(m), mode: a.mode, offset: a.offset, length: a.length })),
-    ),
-    cmd(
-      fc
-        .record({
-          fd: fdRef,
-          offset: pageCount(4),
-          length: fc.integer({ min: 1, max: 20 }).map(pages),
-          prot: fc.constantFrom(3, 1, 7),
-          flags: fc.constantFrom(1, 1, 1, 2, 3),
-        })
-        .map((a) => (m) => ({ op: 'mmap', fd: a.fd(m), offset: a.offset, length: a.length, prot: a.prot, flags: a.flags, as: `m${m.counter}` })),
-    ),
-    cmd(fc.integer({ min: 1, max: 16 }).map((n) => (m) => ({ op: 'mmap_anonymous', length: pages(n), as: `m${m.counter}` }))),
-    cmd(
-      fc.record({ map: mapRef, offset: fc.integer({ min: 0, max: 20 * PS - 8 }), byte: fc.nat(255), len: fc.constantFrom(1, 8, PS) }).map((a) => (m) => {
+  type Arb = fc.Arbitrary<fc.Command<DiffModel, Pair>>;
+  const named: Record<string, Arb> = {};
+  named.create_guest_memfd = cmd(
+    fc
+      .record({ size: gmemSize, flags: fc.constantFrom<string | number>(0, 0, 1, 2, 3, 3, 3, 4, '0x8000000000000000') })
+      .map((a) => (m) => ({ op: 'create_guest_memfd', size: a.size, flags: a.flags, as: `g${m.counter}` })),
+  );
+  named.fallocate = cmd(
+    fc
+      .record({ fd: fdRef, mode: fc.constantFrom(0, 1, 1, 3, 3, 3, 3, 2, 7, 0x11, 0x43), offset, length: size })
+      .map((a) => (m) => ({ op: 'fallocate', fd: a.fd(m), mode: a.mode, offset: a.offset, length: a.length })),
+  );
+  named.mmap = cmd(
+    fc
+      .record({
+        fd: fdRef,
+        offset: pageCount(4),
+        length: fc.integer({ min: 1, max: 20 }).map(pages),
+        prot: fc.constantFrom(3, 1, 7),
+        flags: fc.constantFrom(1, 1, 1, 2, 3),
+      })
+      .map((a) => (m) => ({ op: 'mmap', fd: a.fd(m), offset: a.offset, length: a.length, prot: a.prot, flags: a.flags, as: `m${m.counter}` })),
+  );
+  named.mmap_anonymous = cmd(fc.integer({ min: 1, max: 16 }).map((n) => (m) => ({ op: 'mmap_anonymous', length: pages(n), as: `m${m.counter}` })));
+  named.host_write = cmd(
+    fc.record({ map: mapRef, offset: fc.integer({ min: 0, max: 20 * PS - 8 }), byte: fc.nat(255), len: fc.constantFrom(1, 8, PS) }).map((a) => (m) => {
+      const map = a.map(m);
+      return map ? { op: 'host_write', map, offset: a.offset, fill: a.byte, length: a.len } : { op: 'fstat', fd: 'vm' };
+    }),
+  );
+  named.host_read = cmd(
+    fc.record({ map: mapRef, offset: fc.integer({ min: 0, max: 20 * PS - 8 }), len: fc.constantFrom(1, 8) }).map((a) => (m) => {
+      const map = a.map(m);
+      return map ? { op: 'host_read', map, offset: a.offset, length: a.len } : { op: 'fstat', fd: 'kvm' };
+    }),
+  );
+  named.munmap = cmd(mapRef.map((r) => (m) => (r(m) ? { op: 'munmap', map: r(m) as string } : { op: 'fstat', fd: 'vm' })));
+  named.set_user_memory_region2 = cmd(
+    fc
+      .record({
+        slot: fc.constantFrom(0, 0, 1, 2, 0x10000, 32766),
+        gmem: fc.boolean(),
+        flags: fc.constantFrom(0, 0, 0, 1, 2, 8),
+        gpa: fc.oneof(
+          { weight: 8, arbitrary: fc.constantFrom<string | number>(0, 0, 0, pages(4), pages(4), pages(8), pages(2), 1, '0xfffffffffffff000') },
+          { weight: 1, arbitrary: nearMaxFrame },
+        ),
+        size: fc.constantFrom<string | number>(pages(4), pages(4), pages(4), pages(2), pages(8), 0, 1),
+        uaddr: fc.oneof({ weight: 3, arbitrary: mapRef }, { weight: 1, arbitrary: fc.constant(() => undefined) }),
+        fd: fdRef,
+        off: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: pageCount(4) }, { weight: 1, arbitrary: u64Edge }),
+      })
+      .map((a) => (m) => ({
+        op: 'set_user_memory_region2',
+        slot: a.slot,
+        flags: a.flags | (a.gmem ? 4 : 0),
+        guest_phys_addr: a.gpa,
+        memory_size: a.size,
+        ...(a.uaddr(m) !== undefined && { userspace_addr: a.uaddr(m) as string }),
+        guest_memfd: a.gmem ? a.fd(m) : 0,
+        guest_memfd_offset: a.off,
+      })),
+  );
+  named.set_user_memory_region = cmd(
+    fc
+      .record({
+        slot: fc.constantFrom(0, 1, 3),
+        flags: fc.constantFrom(0, 1, 4),
+        gpa: fc.constantFrom(0, pages(16)),
+        size: fc.constantFrom(0, pages(4)),
+        uaddr: mapRef,
+      })
+      .map((a) => (m) => ({
+        op: 'set_user_memory_region',
+        slot: a.slot,
+        flags: a.flags,
+        guest_phys_addr: a.gpa,
+        memory_size: a.size,
+        ...(a.uaddr(m) && { userspace_addr: a.uaddr(m) as string }),
+      })),
+  );
+  named.file_op = cmd(
+    fc.record({ fd: fdRef, which: fc.constantFrom('read', 'write', 'pread', 'pwrite', 'lseek', 'ftruncate', 'fstat') }).map((a) => (m) => {
+      const fd = a.fd(m);
+      switch (a.which) {
+        case 'read':
+          return { op: 'read', fd, length: 64 };
+        case 'write':
+          return { op: 'write', fd, fill: 1, length: 64 };
+        case 'pread':
+          return { op: 'pread', fd, length: 64, offset: 0 };
+        case 'pwrite':
+          return { op: 'pwrite', fd, fill: 1, length: 64, offset: 0 };
+        case 'lseek':
+          return { op: 'lseek', fd, offset: 0, whence: 'set' };
+        case 'ftruncate':
+          return { op: 'ftruncate', fd, size: PS };
+        default:
+          return { op: 'fstat', fd };
+      }
+    }),
+  );
+  named.dup = cmd(fdRef.map((r) => (m) => ({ op: 'dup', fd: r(m), as: `d${m.counter}` })));
+  named.close = cmd(
+    fdRef.map((r) => (m) => {
+      const fd = r(m);
+      // Closing the VM or /dev/kvm ends the useful part of a sequence; keep it rare.
+      return fd === 'vm' || fd === 'kvm' ? { op: 'fstat', fd } : { op: 'close', fd };
+    }),
+  );
+  named.check_extension = cmd(
+    fc
+      .constantFrom('KVM_CAP_GUEST_MEMFD', 'KVM_CAP_GUEST_MEMFD_FLAGS', 'KVM_CAP_USER_MEMORY2', 'KVM_CAP_VM_TYPES')
+      .map((cap) => () => ({ op: 'check_extension', cap, scope: 'vm' })),
+  );
+  named.run = cmd(guestProgram.map((ops) => () => ({ op: 'run', vcpu: 0, program: [...ops, 'hlt'] })));
+  // KVM_PRE_FAULT_MEMORY over the guest's first pages, or at the edges (unaligned, 0, wrapping)
+  named.pre_fault_memory = cmd(
+    fc
+      .record({
+        gpa: fc.oneof({ weight: 4, arbitrary: pageCount(8) }, { weight: 1, arbitrary: u64Edge }, { weight: 1, arbitrary: nearMaxFrame }),
+        size: fc.constantFrom<string | number>(PS, pages(2), pages(4), 0, 1),
+        flags: fc.constantFrom(0, 0, 0, 1),
+      })
+      .map((a) => () => ({ op: 'pre_fault_memory', vcpu: 0, gpa: a.gpa, size: a.size, flags: a.flags })),
+  );
+  // madvise on a live mapping: zapping (DONTNEED, REMOVE) must reach KVM through the MMU notifiers;
+  // COLLAPSE on a guest_memfd mapping is EINVAL (mm: deny THP for files on anonymous inodes)
+  named.madvise = cmd(
+    fc
+      .record({
+        map: mapRef,
+        first: fc.nat(3),
+        n: fc.integer({ min: 1, max: 4 }),
+        advice: fc.constantFrom('dontneed', 'dontneed', 'remove', 'hugepage', 'collapse', 'normal'),
+      })
+      .map((a) => (m) => {
         const map = a.map(m);
-        return map ? { op: 'host_write', map, offset: a.offset, fill: a.byte, length: a.len } : { op: 'fstat', fd: 'vm' };
+        return map ? { op: 'madvise', map, offset: pages(a.first), length: pages(a.n), advice: a.advice } : { op: 'fstat', fd: 'vm' };
       }),
-    ),
-    cmd(
-      fc.record({ map: mapRef, offset: fc.integer({ min: 0, max: 20 * PS - 8 }), len: fc.constantFrom(1, 8) }).map((a) => (m) => {
+  );
+  // mbind with node 0 only: the lab's guests have one NUMA node, the model host two
+  named.mbind = cmd(
+    fc
+      .record({
+        map: mapRef,
+        first: fc.nat(3),
+        n: fc.integer({ min: 1, max: 4 }),
+        mode: fc.constantFrom('default', 'bind', 'preferred', 'interleave', 'local'),
+      })
+      .map((a) => (m) => {
         const map = a.map(m);
-        return map ? { op: 'host_read', map, offset: a.offset, length: a.len } : { op: 'fstat', fd: 'kvm' };
+        if (!map) return { op: 'fstat', fd: 'vm' };
+        const nodes = a.mode === 'default' || a.mode === 'local' ? [] : [0];
+        return { op: 'mbind', map, offset: pages(a.first), length: pages(a.n), mode: a.mode, nodes };
       }),
-    ),
-    cmd(mapRef.map((r) => (m) => (r(m) ? { op: 'munmap', map: r(m) as string } : { op: 'fstat', fd: 'vm' }))),
-    cmd(
-      fc
-        .record({
-          slot: fc.constantFrom(0, 0, 1, 2, 0x10000, 32766),
-          gmem: fc.boolean(),
-          flags: fc.constantFrom(0, 0, 0, 1, 2, 8),
-          gpa: fc.constantFrom<string | number>(0, 0, 0, pages(4), pages(4), pages(8), pages(2), 1, '0xfffffffffffff000'),
-          size: fc.constantFrom<string | number>(pages(4), pages(4), pages(4), pages(2), pages(8), 0, 1),
-          uaddr: fc.oneof({ weight: 3, arbitrary: mapRef }, { weight: 1, arbitrary: fc.constant(() => undefined) }),
-          fd: fdRef,
-          off: fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 3, arbitrary: pageCount(4) }, { weight: 1, arbitrary: u64Edge }),
-        })
-        .map((a) => (m) => ({
-          op: 'set_user_memory_region2',
-          slot: a.slot,
-          flags: a.flags | (a.gmem ? 4 : 0),
-          guest_phys_addr: a.gpa,
-          memory_size: a.size,
-          ...(a.uaddr(m) !== undefined && { userspace_addr: a.uaddr(m) as string }),
-          guest_memfd: a.gmem ? a.fd(m) : 0,
-          guest_memfd_offset: a.off,
-        })),
-    ),
-    cmd(
-      fc
-        .record({
-          slot: fc.constantFrom(0, 1, 3),
-          flags: fc.constantFrom(0, 1, 4),
-          gpa: fc.constantFrom(0, pages(16)),
-          size: fc.constantFrom(0, pages(4)),
-          uaddr: mapRef,
-        })
-        .map((a) => (m) => ({
-          op: 'set_user_memory_region',
-          slot: a.slot,
-          flags: a.flags,
-          guest_phys_addr: a.gpa,
-          memory_size: a.size,
-          ...(a.uaddr(m) && { userspace_addr: a.uaddr(m) as string }),
-        })),
-    ),
-    cmd(
-      fc.record({ fd: fdRef, which: fc.constantFrom('read', 'write', 'pread', 'pwrite', 'lseek', 'ftruncate', 'fstat') }).map((a) => (m) => {
-        const fd = a.fd(m);
-        switch (a.which) {
-          case 'read':
-            return { op: 'read', fd, length: 64 };
-          case 'write':
-            return { op: 'write', fd, fill: 1, length: 64 };
-          case 'pread':
-            return { op: 'pread', fd, length: 64, offset: 0 };
-          case 'pwrite':
-            return { op: 'pwrite', fd, fill: 1, length: 64, offset: 0 };
-          case 'lseek':
-            return { op: 'lseek', fd, offset: 0, whence: 'set' };
-          case 'ftruncate':
-            return { op: 'ftruncate', fd, size: PS };
-          default:
-            return { op: 'fstat', fd };
-        }
+  );
+  // Host memory a VMM maps read-only or MAP_PRIVATE (a file it must not change): a memfd with a
+  // marker byte, mapped PROT_READ or MAP_PRIVATE, behind a plain slot. Guest writes must fail with
+  // EFAULT or land in a private copy (hva_to_pfn, FOLL_WRITE).
+  named.host_memory_setup = cmd(
+    fc
+      .record({
+        slot: fc.nat(3),
+        gpa: fc.constantFrom(0, 0, pages(4), pages(8)),
+        npages: fc.constantFrom(4, 2),
+        how: fc.constantFrom('read_only', 'private', 'private'),
+      })
+      .map((a) => (m): Step[] => {
+        const f = `f${m.counter}`;
+        const map = `m${m.counter}`;
+        const size = pages(a.npages);
+        return [
+          { op: 'memfd_create', name: 'host', as: f },
+          { op: 'ftruncate', fd: f, size },
+          { op: 'pwrite', fd: f, offset: 8, hex: '5a' },
+          { op: 'mmap', fd: f, offset: 0, length: size, prot: a.how === 'read_only' ? 1 : 3, flags: a.how === 'private' ? 2 : 1, as: map },
+          { op: 'set_user_memory_region2', slot: a.slot, flags: 0, guest_phys_addr: a.gpa, memory_size: size, userspace_addr: map },
+        ];
       }),
-    ),
-    cmd(fdRef.map((r) => (m) => ({ op: 'dup', fd: r(m), as: `d${m.counter}` }))),
-    cmd(
-      fdRef.map((r) => (m) => {
-        const fd = r(m);
-        // Closing the VM or /dev/kvm ends the useful part of a sequence; keep it rare.
-        return fd === 'vm' || fd === 'kvm' ? { op: 'fstat', fd } : { op: 'close', fd };
-      }),
-    ),
-    cmd(
-      fc
-        .constantFrom('KVM_CAP_GUEST_MEMFD', 'KVM_CAP_GUEST_MEMFD_FLAGS', 'KVM_CAP_USER_MEMORY2', 'KVM_CAP_VM_TYPES')
-        .map((cap) => () => ({ op: 'check_extension', cap, scope: 'vm' })),
-    ),
-    cmd(guestProgram.map((ops) => () => ({ op: 'run', vcpu: 0, program: [...ops, 'hlt'] }))),
-  ];
+  );
   // A VM's memory the way VMMs set it up: a guest_memfd, host memory at userspace_addr (an mmap of
   // the same guest_memfd, QEMU's way, or anonymous memory), and a slot binding both.
-  const setup = cmd(
+  named.setup = cmd(
     fc
       .record({
         flags: fc.constantFrom(3, 3, 1, 0),
@@ -293,10 +421,10 @@ export function commandArbitraries(opts: GeneratorOptions): fc.Arbitrary<fc.Comm
         length: pages(a.n),
       })),
     );
-  const punch = punchNewest((m) => m.gmems[m.gmems.length - 1]);
+  named.punch = punchNewest((m) => m.gmems[m.gmems.length - 1]);
   // Memory the way VMs ran before guest_memfd: a memfd sized with ftruncate, mapped at
   // userspace_addr (QEMU's memory-backend-memfd), and a plain slot; punches go to the memfd.
-  const memfdSetup = cmd(
+  named.memfd_setup = cmd(
     fc.record({ slot: fc.nat(3), gpa: fc.constantFrom(0, 0, pages(4), pages(8)), npages: fc.constantFrom(4, 4, 2) }).map((a) => (m): Step[] => {
       const f = `f${m.counter}`;
       const map = `m${m.counter}`;
@@ -309,32 +437,21 @@ export function commandArbitraries(opts: GeneratorOptions): fc.Arbitrary<fc.Comm
       ];
     }),
   );
-  const memfdPunch = punchNewest((m) => m.fds[m.fds.length - 1]);
-  // fc.commands picks uniformly among arbitraries: repeat the ones that build the interesting states.
-  const [create, falloc, mmap, anon, hostW, , , region, , , , , , run] = list as fc.Arbitrary<fc.Command<DiffModel, Pair>>[];
-  if (gmem) {
-    list.push(setup, setup, setup, punch, punch, punch);
-    list.push(...([create, falloc, falloc, falloc, mmap, anon, hostW, region, region, run, run, run] as fc.Arbitrary<fc.Command<DiffModel, Pair>>[]));
-  } else {
-    list.push(memfdSetup, memfdSetup, memfdSetup, memfdPunch, memfdPunch, memfdPunch);
-    list.push(...([falloc, mmap, anon, hostW, region, region, run, run, run] as fc.Arbitrary<fc.Command<DiffModel, Pair>>[]));
-  }
+  named.memfd_punch = punchNewest((m) => m.fds[m.fds.length - 1]);
   if (opts.attributes) {
-    list.push(
-      cmd(
-        fc.record({ range: attributeRange, priv: fc.boolean(), flags: fc.constantFrom(0, 0, 0, 1) }).map((a) => () => ({
-          op: 'set_memory_attributes',
-          address: a.range.gpa,
-          size: a.range.size,
-          attributes: a.priv ? ['private'] : [],
-          flags: a.flags,
-        })),
-      ),
+    named.set_memory_attributes = cmd(
+      fc.record({ range: attributeRange, priv: fc.boolean(), flags: fc.constantFrom(0, 0, 0, 1) }).map((a) => () => ({
+        op: 'set_memory_attributes',
+        address: a.range.gpa,
+        size: a.range.size,
+        attributes: a.priv ? ['private'] : [],
+        flags: a.flags,
+      })),
     );
     // A guest-initiated conversion the way a VMM answers it: KVM_HC_MAP_GPA_RANGE exits, the VMM
     // sets the attributes, discards the other side, and resumes the guest with hypercall.ret = 0.
     // Only where the hypercall can exit (software-protected VMs, i.e. the lab kernels).
-    const convert = cmd(
+    named.convert = cmd(
       fc.record({ page: fc.nat(3), n: fc.integer({ min: 1, max: 2 }), toPrivate: fc.boolean(), enable: fc.boolean() }).map((a) => (m): Step[] => {
         const gpa = pages(a.page);
         const size = pages(a.n);
@@ -351,7 +468,7 @@ export function commandArbitraries(opts: GeneratorOptions): fc.Arbitrary<fc.Comm
     // Private guest accesses: pages made private, then touched by the guest (served from the
     // slot's guest_memfd, or KVM_EXIT_MEMORY_FAULT where there is none), sometimes punched after,
     // which must zap what the guest had mapped.
-    const privateTouch = cmd(
+    named.private_touch = cmd(
       fc
         .record({ page: fc.nat(3), n: fc.integer({ min: 1, max: 2 }), write: fc.boolean(), value: fc.integer({ min: 1, max: 255 }), punch: fc.boolean() })
         .map((a) => (m): Step[] => {
@@ -370,7 +487,12 @@ export function commandArbitraries(opts: GeneratorOptions): fc.Arbitrary<fc.Comm
           ];
         }),
     );
-    list.push(convert, convert, privateTouch, privateTouch);
   }
-  return list;
+  const weights = { ...(gmem ? GUEST_MEMFD_WEIGHTS : MEMFD_WEIGHTS), ...(opts.attributes ? ATTRIBUTE_WEIGHTS : {}) };
+  // fc.commands picks uniformly among arbitraries: a command of weight w appears w times
+  return Object.entries(weights).flatMap(([name, w]) => {
+    const arb = named[name];
+    if (!arb) throw new Error(`diff generator: no command named ${name}`);
+    return Array.from({ length: w }, () => arb);
+  });
 }

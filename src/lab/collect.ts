@@ -12,6 +12,8 @@
  *   done      {seconds, uptime}                                            driver finished
  *   exit      {rc, uptime}                                                 written by /init after it
  */
+import { PROFILES } from '../model/index.js';
+import { releaseVersion } from '../scenario/kernels.js';
 import type { ProbeResult } from './probe.js';
 
 export type LabRecord = Record<string, unknown> & { t: string };
@@ -206,6 +208,22 @@ export function probeLine(p: ProbeResult | undefined): string {
 const secs = (s: number | undefined) => (s === undefined ? '?' : `${s.toFixed(1)} s`);
 
 /** The human report for one kernel. */
+/**
+ * The release the lab ran against the release the model's profile of that name describes: a
+ * stable update the profile does not know may have changed rules (6.12.117 -> .118 did), so the
+ * report says so on its own line rather than comparing silently.
+ */
+export function unknownRelease(kernel: string, release: string | undefined): string | undefined {
+  if (!release) return `kernel ${kernel}: the guest did not report its release; the model's profile could not be checked against it`;
+  const profile = PROFILES[kernel];
+  const ran = releaseVersion(release)?.join('.');
+  const knows = profile && releaseVersion(profile.version)?.join('.');
+  if (!profile) return `kernel ${kernel} (${release}) has no model profile: its results are not the model's rules`;
+  if (ran !== knows)
+    return `this kernel is ${release}, the model's ${kernel} profile describes ${profile.version}: rules changed in between are not in the model`;
+  return undefined;
+}
+
 export function formatKernelRun(r: KernelRun, verbose = false): string {
   const lines: string[] = [];
   const t = r.timings;
@@ -213,6 +231,8 @@ export function formatKernelRun(r: KernelRun, verbose = false): string {
     `${r.ok ? 'PASS' : 'FAIL'}  kernel ${r.kernel} (${r.sourceVersion}${r.release ? `, uname ${r.release}` : ''}): ` +
       `${t.kernelCached ? 'cached kernel' : `built in ${secs(t.buildSeconds)}`}, pack ${secs(t.packSeconds)}, boot ${secs(t.bootSeconds)}, driver ${secs(t.driverSeconds)}, wall ${secs(t.wallSeconds)}`,
   );
+  const unknown = unknownRelease(r.kernel, r.release);
+  if (unknown) lines.push(`      WARNING: ${unknown}`);
   lines.push(`      ${probeLine(r.probe)}`);
   for (const c of r.commands) {
     const s = c.summary;

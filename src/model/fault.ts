@@ -69,6 +69,9 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
 
   let page: Uint8Array;
   let source: Spte['source'];
+  // the SPTE is writable unless the slot is read-only and, for host memory, unless hva_to_pfn
+  // could not pin the page for write (fault->map_writable)
+  let writable = !(slot.flags & KVM_MEM_READONLY);
   if (isPrivate || slot.gmemOnly) {
     // kvm_mmu_faultin_pfn_gmem
     if (!(slot.flags & KVM_MEM_GUEST_MEMFD) || !slot.gmem) return memoryFault(isPrivate);
@@ -98,9 +101,15 @@ export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boo
     if (!p) return vm.profile.emulatedGuestAccess ? { kind: 'mmio' } : { kind: 'error', errno: 'EFAULT' };
     page = p;
     source = { kind: 'hva', hva };
+    // hva_to_pfn: a write fault pinned with FOLL_WRITE (so it is writable, and a MAP_PRIVATE page
+    // was copied); a read fault is writable only if the opportunistic FOLL_WRITE pin succeeds.
+    // Without it a guest write through a read-only host mapping would reach the page (KVM_RUN
+    // must fail with EFAULT), and one through MAP_PRIVATE would reach the page cache (found by the
+    // kernel review of issue 14; KERNEL-SPEC G2.6).
+    writable &&= write || vm.mm.writablePin(hva);
   }
   // is_page_fault_stale, under mmu_lock: a root that is obsolete (is_obsolete_sp) -> RET_PF_RETRY
   if (ctx.obsoleteRoot) return { kind: 'obsolete_root' };
-  const spte: Spte = { page, writable: !(slot.flags & KVM_MEM_READONLY), private: isPrivate, slot, source };
+  const spte: Spte = { page, writable, private: isPrivate, slot, source };
   return mmu.install(gfn, spte, snapshot) ? { kind: 'mapped', spte } : { kind: 'retry' };
 }

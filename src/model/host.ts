@@ -108,12 +108,14 @@ export class HostMm {
    */
   truncated(mappingKey: object, pgoff: number, npages: number, wholeRange: boolean): void {
     for (const m of this.vmas) {
-      if (m.backing?.mappingKey !== mappingKey || !m.shared) continue;
+      if (m.backing?.mappingKey !== mappingKey) continue;
       const first = Math.max(pgoff, m.pgoff);
       const last = Math.min(pgoff + npages, m.pgoff + m.pages);
       if (first >= last) continue;
       const at = (pg: number) => m.addr + BigInt(pg - m.pgoff) * PAGE_SIZE_N;
-      if (wholeRange) {
+      // MAP_PRIVATE: unmap_mapping_range(.., even_cows = 0) zaps only PTEs that still map the
+      // page-cache page; private copies stay
+      if (wholeRange && m.shared) {
         m.dropPtes(first - m.pgoff, last - m.pgoff);
         this.notify(at(first), at(last));
         continue;
@@ -136,6 +138,19 @@ export class HostMm {
     if (!(m.prot & (PROT_READ | PROT_WRITE | PROT_EXEC))) return null;
     const r = m.faultPage(Number((hva - m.addr) / PAGE_SIZE_N), write);
     return 'page' in r ? r.page : null;
+  }
+
+  /**
+   * hva_to_pfn's opportunistic write pin for a read fault (hva_to_pfn_fast / hva_to_pfn_slow: "map
+   * read fault as writable if possible", get_user_page_fast_only(hva, FOLL_WRITE)): it succeeds
+   * only where the host PTE is already writable, i.e. a writable VMA and, for MAP_PRIVATE file
+   * mappings, a page already copied on write. Otherwise KVM maps the page read-only and a later
+   * guest write faults again with FOLL_WRITE (which fails on a read-only VMA, or breaks COW).
+   */
+  writablePin(hva: bigint): boolean {
+    const m = this.find(hva);
+    if (!m || !(m.prot & PROT_WRITE)) return false;
+    return m.shared || !m.backing || m.hasOwnPage(Number((hva - m.addr) / PAGE_SIZE_N));
   }
 
   /** The page currently behind hva, without faulting anything in (for invariants). */
@@ -215,11 +230,23 @@ export class ModelMapping implements HostMapping {
       return { page };
     }
     const r = this.backing.fault(this.pgoff + index, write && this.shared);
-    if ('page' in r && this.shared) this.ptes.add(index);
+    // a shared mapping, or a MAP_PRIVATE read before any write, maps the page-cache page itself
+    if ('page' in r && (this.shared || !write)) this.ptes.add(index);
     if (!('page' in r) || this.shared || !write) return r;
+    this.ptes.delete(index);
+    // MAP_PRIVATE write: do_cow_fault / wp_page_copy replaces the PTE that mapped the page-cache
+    // page with a private copy, and ptep_clear_flush_notify tells the MMU notifiers, so KVM drops
+    // an SPTE that still maps the page-cache page
     const copy = r.page.slice();
     this.own.set(index, copy);
+    const at = this.addr + BigInt(index) * PAGE_SIZE_N;
+    this.mm.notify(at, at + PAGE_SIZE_N);
     return { page: copy };
+  }
+
+  /** Whether page `index` is this VMA's own (anonymous, or a private copy of a file page). */
+  hasOwnPage(index: number): boolean {
+    return this.own.has(index);
   }
 
   /** Indices in [from, to) whose file page a host PTE maps. */
@@ -233,7 +260,7 @@ export class ModelMapping implements HostMapping {
   }
 
   peekPage(index: number): Uint8Array | undefined {
-    return this.own.get(index) ?? (this.shared ? this.backing?.peek(this.pgoff + index) : undefined);
+    return this.own.get(index) ?? (this.shared || this.ptes.has(index) ? this.backing?.peek(this.pgoff + index) : undefined);
   }
 
   private check(offset: bigint, len: number, write: boolean): void {

@@ -138,7 +138,13 @@ export class Memslots {
 
     if (change === 'create') {
       const slot: Memslot = { vm: this.vm, id, asId, baseGfn, npages, flags: m.flags, userspaceAddr: m.userspaceAddr, gmem: null, gmemOnly: false };
+      // __kvm_set_memory_region binds guest_memfd before kvm_set_memslot(), whose
+      // kvm_prepare_memory_region() runs the arch check below; on failure it unbinds (out_unbind)
       if (gmem) this.bindPrivate(op, slot, m, fget);
+      if (this.beyondMaxGfn(m.guestPhysAddr, m.memorySize)) {
+        slot.gmem?.file?.unbind(slot);
+        fail(op, 'EINVAL', `kvm_arch_prepare_memory_region: last gfn above kvm_mmu_max_gfn() (MAXPHYADDR ${profile.physAddrBits})`);
+      }
       this.slots.set(Memslots.key(asId, id), slot);
       this.newGeneration();
       return;
@@ -146,6 +152,9 @@ export class Memslots {
     // Only a non-gmem slot gets here (gmem slots are immutable).
     const slot = old as Memslot;
     if (change === 'move') {
+      if (this.beyondMaxGfn(m.guestPhysAddr, m.memorySize)) {
+        fail(op, 'EINVAL', `kvm_arch_prepare_memory_region: last gfn above kvm_mmu_max_gfn() (MAXPHYADDR ${profile.physAddrBits})`);
+      }
       // kvm_invalidate_memslot -> kvm_arch_flush_shadow_memslot on the old range
       this.flushShadowMemslot(slot);
       slot.baseGfn = baseGfn;
@@ -160,6 +169,19 @@ export class Memslots {
    */
   private newGeneration(): void {
     this.generation++;
+  }
+
+  /**
+   * kvm_arch_prepare_memory_region (arch/x86/kvm/x86.c; added in 2022 with kvm_mmu_max_gfn(),
+   * so in every profile's release), for CREATE
+   * and MOVE: `if ((new->base_gfn + new->npages - 1) > kvm_mmu_max_gfn()) return -EINVAL;` where
+   * kvm_mmu_max_gfn() (arch/x86/kvm/mmu.h) is 2^(shadow_phys_bits - PAGE_SHIFT) - 1 with TDP, the
+   * host's MAXPHYADDR (profile.physAddrBits), not the guest's. A failure here comes after the
+   * guest_memfd bind, so a bad guest_memfd fd is EBADF even for a slot above the largest frame.
+   */
+  private beyondMaxGfn(gpa: bigint, size: bigint): boolean {
+    const maxGfn = (1n << BigInt(this.vm.profile.physAddrBits - 12)) - 1n;
+    return (gpa + size) / PAGE_SIZE_N - 1n > maxGfn;
   }
 
   /** kvm_gmem_bind: fget -> EBADF; not a guest_memfd -> EINVAL; then the file's own checks. */

@@ -67,8 +67,23 @@ export interface KernelProfile {
   readonly bindOffsetUnsigned: boolean;
   /** memslot address spaces (kvm_arch_nr_memslot_as_ids): 2 with SMM, 1 without (PVM has none) */
   readonly addressSpaces: number;
-  /** guest_memfd inodes carry a shared NUMA policy (vm_ops set_policy/get_policy; after 6.18) */
+  /** guest_memfd inodes carry a shared NUMA policy (vm_ops set_policy/get_policy; 6.19, 83e0e12219a4) */
   readonly gmemMempolicy: boolean;
+  /**
+   * MAXPHYADDR of the model host, which bounds guest frames: kvm_arch_prepare_memory_region (x86)
+   * refuses a slot whose last gfn exceeds kvm_mmu_max_gfn() = 2^(shadow_phys_bits - 12) - 1 with
+   * TDP (shadow_phys_bits: CPUID 0x80000008 EAX[7:0] of the host). The version profiles assume 40,
+   * what QEMU's TCG gives `-cpu max` (TCG_PHYS_ADDR_BITS), i.e. the lab's kernels; bare-metal hosts
+   * have 39-52 (the 'host' profile takes the probed value).
+   */
+  readonly physAddrBits: number;
+  /**
+   * kvm_gmem_populate as reworked in 7.0 (tag kvm-x86-gmem-6.20, Michael Roth): preparation tracking
+   * is gone (no EEXIST for a folio already prepared), the source page is pinned with
+   * get_user_pages_fast() before __kvm_gmem_get_pfn and the PRIVATE check, and
+   * KVM_SEV_SNP_LAUNCH_UPDATE refuses a source that is not 4 KiB aligned. Before: 6.11-6.19 rules.
+   */
+  readonly populateGupFirst: boolean;
   /**
    * Bugs planted on purpose, for the differential tester's self-test (src/diff/mutants.ts): each
    * names the rule it breaks. Real profiles have none.
@@ -107,6 +122,8 @@ const v6_8: KernelProfile = {
   emulatedGuestAccess: false,
   anonInodeNoexec: false,
   bindOffsetUnsigned: false,
+  physAddrBits: 40,
+  populateGupFirst: false,
 };
 
 /**
@@ -152,11 +169,29 @@ const v6_18: KernelProfile = {
   emulatedGuestAccess: false,
   anonInodeNoexec: true,
   bindOffsetUnsigned: false,
+  physAddrBits: 40,
+  populateGupFirst: false,
 };
 
-/** 7.3 as the lab boots it (trixie-backports' 7.3.4). */
-const v7_3: KernelProfile = { ...v6_18, name: '7.3', version: '7.3.4', bindOverlapErrno: 'EEXIST', gmemMempolicy: true, bindOffsetUnsigned: true };
-const next: KernelProfile = { ...v6_18, name: 'next', version: 'kvm-x86 next', bindOverlapErrno: 'EEXIST', gmemMempolicy: true, bindOffsetUnsigned: true };
+/**
+ * 6.19: guest_memfd gets its own filesystem and inode (kvm_gmem_fs, fd link '/[kvm-gmem] (deleted)',
+ * mounted MNT_NOEXEC) and a shared NUMA mempolicy (mbind on its mapping; selftests test_mbind,
+ * test_numa_allocation): GIT PULL "guest_memfd: NUMA support ... for 6.19", 83e0e12219a4. The toggle
+ * fix 9935df5333aa is in 6.19-rc1.
+ */
+const v6_19: KernelProfile = { ...v6_18, name: '6.19', version: '6.19', gmemMempolicy: true };
+/** 7.0 (the cycle called 6.20): kvm_gmem_populate reworked (populateGupFirst), tag kvm-x86-gmem-6.20. */
+const v7_0: KernelProfile = { ...v6_19, name: '7.0', version: '7.0', populateGupFirst: true };
+/**
+ * 7.1.4: 7.1's guest_memfd changes (6dad5447c7bf no FGP_ACCESSED) are not visible through the uAPI;
+ * stable 7.1.4 carries eba85fee7fc6 "Treat memslot binding offset+size as unsigned".
+ */
+const v7_1: KernelProfile = { ...v7_0, name: '7.1', version: '7.1.4', bindOffsetUnsigned: true };
+/** 7.2 (Debian sid's 7.2.13): 7ea987a90585 overlapping bindings are EEXIST (tag kvm-x86-gmem-7.2). */
+const v7_2: KernelProfile = { ...v7_1, name: '7.2', version: '7.2.13', bindOverlapErrno: 'EEXIST' };
+/** 7.3 as the lab boots it (trixie-backports' 7.3.4); no guest_memfd tag merged in 7.3. */
+const v7_3: KernelProfile = { ...v7_2, name: '7.3', version: '7.3.4' };
+const next: KernelProfile = { ...v7_3, name: 'next', version: 'kvm-x86 next' };
 
 // ---- Confidential-computing platforms (issue 5). KVM_CAP_VM_TYPES reports what the kernel *and*
 // the hardware support, so SNP and TDX are not in the version profiles above (the model host has
@@ -186,13 +221,19 @@ export function withPlatform(base: KernelProfile, platform: Platform): KernelPro
 }
 
 const PLATFORM_PROFILES: Record<string, KernelProfile> = Object.fromEntries(
-  [v6_12, v6_18, v7_3, next].flatMap((b) => PLATFORMS.filter((pl) => versionHasPlatform(b, pl)).map((pl) => [`${b.name}+${pl}`, withPlatform(b, pl)])),
+  [v6_12, v6_18, v6_19, v7_0, v7_1, v7_2, v7_3, next].flatMap((b) =>
+    PLATFORMS.filter((pl) => versionHasPlatform(b, pl)).map((pl) => [`${b.name}+${pl}`, withPlatform(b, pl)]),
+  ),
 );
 
 export const PROFILES: Readonly<Record<string, KernelProfile>> = {
   '6.8': v6_8,
   '6.12': v6_12,
   '6.18': v6_18,
+  '6.19': v6_19,
+  '7.0': v7_0,
+  '7.1': v7_1,
+  '7.2': v7_2,
   '7.3': v7_3,
   next,
   // confidential-computing hosts (see withPlatform): 6.12+snp, 6.18+snp, 6.18+tdx, 7.3+…, next+…
@@ -211,6 +252,8 @@ export function getProfile(name: string): KernelProfile {
 export interface ProbedCaps {
   /** kernel release, e.g. '6.18.44' */
   readonly release: string;
+  /** the host's MAXPHYADDR where the probe could read it (CPUID 0x80000008 via /proc/cpuinfo) */
+  readonly physAddrBits?: number;
   /** KVM_CHECK_EXTENSION on /dev/kvm for every probed capability */
   readonly system: Readonly<Record<number, number>>;
   /** what tiny guest programs showed (kvm backend probeCaps with guest: true) */
@@ -230,7 +273,18 @@ export interface ProbedCaps {
  */
 export function hostProfile(caps: ProbedCaps): KernelProfile {
   const [maj = 0, min = 0] = caps.release.split('.').map((x) => Number.parseInt(x, 10));
-  const base = maj > 6 ? v7_3 : maj === 6 && min >= 18 ? v6_18 : maj === 6 && min >= 12 ? v6_12 : v6_8;
+  const base =
+    maj > 7 || (maj === 7 && min >= 3)
+      ? v7_3
+      : maj === 7
+        ? ([v7_0, v7_1, v7_2][min] ?? v7_2)
+        : maj === 6 && min >= 19
+          ? v6_19
+          : maj === 6 && min >= 18
+            ? v6_18
+            : maj === 6 && min >= 12
+              ? v6_12
+              : v6_8;
   const cap = (c: number) => caps.system[c] ?? 0;
   const typesMask = cap(CAP.KVM_CAP_VM_TYPES) || 1;
   const vmTypes = (Object.entries(VM_TYPE) as [VmType, number][]).filter(([, v]) => typesMask & (1 << v)).map(([k]) => k);
@@ -251,6 +305,7 @@ export function hostProfile(caps: ProbedCaps): KernelProfile {
     // where guest code is emulated through userspace_addr (PVM), guest_memfd never serves a fault
     gmemOnlySlots: base.gmemOnlySlots && caps.guest?.gmemFaultsWithoutHva !== false && caps.guest?.emulatedAccess !== true,
     emulatedGuestAccess: caps.guest?.emulatedAccess ?? caps.guest?.gmemFaultsWithoutHva === false,
+    physAddrBits: caps.physAddrBits ?? base.physAddrBits,
     capsOverride: caps.system,
   };
 }

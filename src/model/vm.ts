@@ -246,9 +246,12 @@ export class ModelVm implements Vm {
     const vm = this.kvm(op);
     // kvm_vm_ioctl_create_vcpu
     if (!Number.isInteger(id) || id < 0 || id >= KVM_MAX_VCPU_IDS) fail(op, 'EINVAL', `vcpu id ${id} out of range`);
-    if (vm.vcpuIds.has(id)) fail(op, 'EEXIST', `vcpu ${id} already exists`);
-    // confidential computing: the arch's kvm_arch_vcpu_create check (TDX: only an initialized TD)
+    // kvm_vm_ioctl_create_vcpu: kvm_arch_vcpu_precreate and kvm_arch_vcpu_create run before the
+    // duplicate-id check, which is made under kvm->lock just before the vCPU is published
+    // (kvm_get_vcpu_by_id -> EEXIST). So TDX's tdx_vcpu_create (a TD not in TD_STATE_INITIALIZED ->
+    // EIO, 6.16+) wins over EEXIST.
     vm.platform?.vcpuCreate(op);
+    if (vm.vcpuIds.has(id)) fail(op, 'EEXIST', `vcpu ${id} already exists (kvm_get_vcpu_by_id)`);
     vm.vcpuIds.add(id);
     const file = new VcpuFile(this.proc.nextIno(), vm, id);
     vm.platform?.vcpuCreated(file);

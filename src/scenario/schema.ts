@@ -160,7 +160,25 @@ const DesignSteps = [
 // the host kernel's own accesses to guest memory. The model's SNP and TDX platforms implement them
 // (src/model/platforms/); runner.ts "Confidential VMs" runs them. A scenario for them names a
 // kernel with the platform, e.g. "6.18+snp" (model/profiles.ts withPlatform). ----
-export const CocoKernel = z.enum(['6.12+snp', '6.18+snp', '6.18+tdx', '7.3+snp', '7.3+tdx', 'next+snp', 'next+tdx']);
+export const CocoKernel = z.enum([
+  '6.12+snp',
+  '6.18+snp',
+  '6.18+tdx',
+  '6.19+snp',
+  '6.19+tdx',
+  '7.0+snp',
+  '7.0+tdx',
+  '7.1+snp',
+  '7.1+tdx',
+  '7.2+snp',
+  '7.2+tdx',
+  '7.3+snp',
+  '7.3+tdx',
+  'next+snp',
+  'next+tdx',
+]);
+/** The version profiles of src/model/profiles.ts (PROFILES), by name. */
+const VERSION_KERNELS = ['6.8', '6.12', '6.18', '6.19', '7.0', '7.1', '7.2', '7.3', 'next', 'host'] as const;
 export const EncryptCmdName = z.enum([
   'KVM_SEV_INIT2',
   'KVM_SEV_SNP_LAUNCH_START',
@@ -281,8 +299,8 @@ export const ScenarioSchema = z
     name: z.string().min(1),
     description: z.string().optional(),
     kernel: z
-      .union([z.enum(['6.8', '6.12', '6.18', '7.3', 'next', 'host']), CocoKernel], {
-        error: `expected a kernel profile: ${['6.8', '6.12', '6.18', '7.3', 'next', 'host', ...CocoKernel.options].map((k) => `"${k}"`).join(', ')}`,
+      .union([z.enum(VERSION_KERNELS), CocoKernel], {
+        error: `expected a kernel profile: ${[...VERSION_KERNELS, ...CocoKernel.options].map((k) => `"${k}"`).join(', ')}`,
       })
       .optional(),
     // the real kernel releases whose rules these expectations follow (kernels.ts); absent: every

@@ -2,6 +2,7 @@
  * ABI constants from include/uapi/linux/kvm.h, asm/kvm_para.h and the VFS headers, declared once.
  * KERNEL-SPEC §1.3 pins every value; tests/uapi-layout.test.ts checks them.
  */
+import { capNumber } from './registry.js';
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -9,22 +10,30 @@ export const PAGE_SIZE_N = BigInt(PAGE_SIZE);
 
 export const KVM_API_VERSION = 12;
 
-/** Capability numbers (KVM_CHECK_EXTENSION). */
+/**
+ * Capability numbers (KVM_CHECK_EXTENSION).
+ * The capabilities this project asks kernels about: mainline numbers only, from the registry
+ * (src/uapi/registry.ts), so a probe that iterates CAP never asks a kernel about a pending
+ * series' number (which a mainline kernel answers for another capability).
+ */
 export const CAP = {
-  KVM_CAP_USER_MEMORY: 3,
-  KVM_CAP_NR_MEMSLOTS: 10,
-  KVM_CAP_READONLY_MEM: 81,
-  KVM_CAP_X86_SMM: 117,
-  KVM_CAP_MULTI_ADDRESS_SPACE: 118,
-  KVM_CAP_EXIT_HYPERCALL: 201,
-  KVM_CAP_USER_MEMORY2: 231,
-  KVM_CAP_MEMORY_FAULT_INFO: 232,
-  KVM_CAP_MEMORY_ATTRIBUTES: 233,
-  KVM_CAP_GUEST_MEMFD: 234,
-  KVM_CAP_VM_TYPES: 235,
-  KVM_CAP_PRE_FAULT_MEMORY: 236,
-  KVM_CAP_GUEST_MEMFD_FLAGS: 244,
-  KVM_CAP_MEMORY_ATTRIBUTES2: 245,
+  KVM_CAP_USER_MEMORY: capNumber('KVM_CAP_USER_MEMORY'),
+  KVM_CAP_NR_MEMSLOTS: capNumber('KVM_CAP_NR_MEMSLOTS'),
+  KVM_CAP_READONLY_MEM: capNumber('KVM_CAP_READONLY_MEM'),
+  KVM_CAP_X86_SMM: capNumber('KVM_CAP_X86_SMM'),
+  KVM_CAP_MULTI_ADDRESS_SPACE: capNumber('KVM_CAP_MULTI_ADDRESS_SPACE'),
+  KVM_CAP_EXIT_HYPERCALL: capNumber('KVM_CAP_EXIT_HYPERCALL'),
+  KVM_CAP_USER_MEMORY2: capNumber('KVM_CAP_USER_MEMORY2'),
+  KVM_CAP_MEMORY_FAULT_INFO: capNumber('KVM_CAP_MEMORY_FAULT_INFO'),
+  KVM_CAP_MEMORY_ATTRIBUTES: capNumber('KVM_CAP_MEMORY_ATTRIBUTES'),
+  KVM_CAP_GUEST_MEMFD: capNumber('KVM_CAP_GUEST_MEMFD'),
+  KVM_CAP_VM_TYPES: capNumber('KVM_CAP_VM_TYPES'),
+  KVM_CAP_PRE_FAULT_MEMORY: capNumber('KVM_CAP_PRE_FAULT_MEMORY'),
+  KVM_CAP_GUEST_MEMFD_FLAGS: capNumber('KVM_CAP_GUEST_MEMFD_FLAGS'),
+} as const;
+/** Pending-series capabilities: numbers for designs and the model's own variants, never probed. */
+export const PENDING_CAP = {
+  KVM_CAP_MEMORY_ATTRIBUTES2: capNumber('KVM_CAP_MEMORY_ATTRIBUTES2', 'any'),
 } as const;
 export type CapName = keyof typeof CAP;
 

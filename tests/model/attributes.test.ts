@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { MemoryAttributes, Vm } from '../../src/api.js';
+import { getProfile } from '../../src/model/index.js';
 import { CAP } from '../../src/uapi/constants.js';
 import {
   bindGmem,
@@ -227,7 +228,8 @@ test('F costs: setting attributes on a 1 TiB range leaves the RangeMap with O(1)
 });
 
 test('F costs: converting a 1 TiB gmem slot to private and back materialises nothing and stays O(1)', () => {
-  const { vm, k } = setup('6.18', 'sw_protected');
+  // a host with 46-bit MAXPHYADDR: a slot up to 2 TiB is below kvm_mmu_max_gfn()
+  const { vm, k } = setup({ ...getProfile('6.18'), physAddrBits: 46 }, 'sw_protected');
   const g = vm.createGuestMemfd({ size: TiB, flags: 0n });
   bindGmem(vm, 1, TiB, TiB, g);
   const seq = k.mmu.seq;

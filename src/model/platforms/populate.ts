@@ -9,6 +9,10 @@
  *   - the GFN must be PRIVATE (kvm_range_has_memory_attributes), else EINVAL;
  *   - the arch callback (sev_gmem_post_populate / tdx_gmem_post_populate) copies and measures it;
  *     on success the folio is marked prepared (up to date).
+ * 7.0 (profile.populateGupFirst; GIT PULL "guest_memfd changes for 6.20", up to 2a62345b3052)
+ * drops the preparation tracking, so the EEXIST step is gone (a second populate of a page reaches
+ * the arch callback, which decides), and pins the source page before the folio and PRIVATE checks,
+ * so an unmapped source is EFAULT even where the GFN is not PRIVATE.
  * It returns the number of pages done, or the error if the very first page failed
  * (`return ret && !i ? ret : i`); what the ioctl makes of that is the caller's (SNP: EIO, TDX: as is).
  */
@@ -50,9 +54,21 @@ export function gmemPopulate(
   const n = Math.min(slot.npages - (startGfn - slot.baseGfn), npages);
   let err: { errno: ErrnoName; why: string } | undefined;
   let i = 0;
+  // 7.0 (kvm-x86-gmem-6.20): the source page is pinned (get_user_pages_fast) before
+  // __kvm_gmem_populate looks at the folio, and nothing tracks preparation any more
+  const gupFirst = vm.profile.populateGupFirst;
   for (; i < n; i++) {
     const gfn = startGfn + i;
     const index = slot.gmem.pgoff + (gfn - slot.baseGfn);
+    let srcPage: Uint8Array | undefined;
+    if (gupFirst && src !== undefined) {
+      const p = vm.mm.gup(src + BigInt(i) * PAGE_SIZE_N, false);
+      if (!p) {
+        err = { errno: 'EFAULT', why: `kvm_gmem_populate: get_user_pages_fast of the source at 0x${(src + BigInt(i) * PAGE_SIZE_N).toString(16)} failed` };
+        break;
+      }
+      srcPage = p;
+    }
     if (file.bindingAt(index) !== slot) {
       err = { errno: 'EIO', why: '__kvm_gmem_get_pfn: binding does not match the memslot' };
       break;
@@ -62,7 +78,7 @@ export function gmemPopulate(
       break;
     }
     const page = file.inode.getFolio(index);
-    if (prepared.has(page)) {
+    if (!gupFirst && prepared.has(page)) {
       err = { errno: 'EEXIST', why: `kvm_gmem_populate: GFN 0x${gfn.toString(16)} is already prepared (populated or faulted in)` };
       break;
     }
@@ -70,9 +86,10 @@ export function gmemPopulate(
       err = { errno: 'EINVAL', why: `kvm_gmem_populate: GFN 0x${gfn.toString(16)} is not PRIVATE (KVM_SET_MEMORY_ATTRIBUTES first)` };
       break;
     }
-    let srcPage: Uint8Array | undefined;
-    if (src !== undefined) {
-      const p = vm.mm.gup(src + BigInt(i) * PAGE_SIZE_N, false);
+    if (!gupFirst && src !== undefined) {
+      // 6.11-6.19: the arch callback copy_from_user()s PAGE_SIZE bytes at src + i * PAGE_SIZE,
+      // which need not be page aligned
+      const p = copyFromUser(vm, src + BigInt(i) * PAGE_SIZE_N);
       if (!p) {
         err = { errno: 'EFAULT', why: `kvm_gmem_populate: source page at 0x${(src + BigInt(i) * PAGE_SIZE_N).toString(16)} is not mapped` };
         break;
@@ -87,4 +104,17 @@ export function gmemPopulate(
     prepared.add(page);
   }
   return err && i === 0 ? err : { count: i };
+}
+
+/** copy_from_user of one page's worth of bytes at `uaddr` (any alignment), or undefined on a fault. */
+function copyFromUser(vm: KvmVm, uaddr: bigint): Uint8Array | undefined {
+  const off = Number(uaddr % PAGE_SIZE_N);
+  const first = vm.mm.gup(uaddr - BigInt(off), false);
+  if (!first || off === 0) return first ?? undefined;
+  const second = vm.mm.gup(uaddr - BigInt(off) + PAGE_SIZE_N, false);
+  if (!second) return undefined;
+  const out = new Uint8Array(Number(PAGE_SIZE_N));
+  out.set(first.subarray(off), 0);
+  out.set(second.subarray(0, off), Number(PAGE_SIZE_N) - off);
+  return out;
 }

@@ -208,13 +208,18 @@ export class SnpPlatform extends CocoPlatform {
       fail(op, 'EINVAL', 'snp_launch_update: len zero or unaligned, flags set, or page type not NORMAL/ZERO/UNMEASURED/SECRETS/CPUID');
     }
     const zero = type === KVM_SEV_SNP_PAGE_TYPE.ZERO;
-    if (!zero && (uaddr === 0n || uaddr % PAGE_SIZE_N !== 0n)) fail(op, 'EINVAL', 'snp_launch_update: uaddr NULL or not page aligned');
+    // 7.0 (kvm-x86-gmem-6.20) requires a 4 KiB-aligned source for every type but ZERO (a
+    // retroactive ABI tightening); 6.11-6.19 took any uaddr and a NULL one meant "no source"
+    // (src = u64_to_user_ptr(uaddr), copied only `if (src)` in sev_gmem_post_populate). The NULL
+    // refusal on 7.0+ is this model's reading, not verified in source.
+    const gupFirst = this.vm.profile.populateGupFirst;
+    if (gupFirst && !zero && (uaddr === 0n || uaddr % PAGE_SIZE_N !== 0n)) fail(op, 'EINVAL', 'snp_launch_update: uaddr NULL or not page aligned (7.0)');
     const gfn = gfnStart < 1n << 52n ? Number(gfnStart) : -1;
     const slot = gfn >= 0 ? this.vm.memslots.find(gfn) : undefined;
     if (!slot?.gmem) fail(op, 'EINVAL', 'snp_launch_update: gfn_start is not in a guest_memfd memslot (kvm_slot_has_gmem)');
     const npages = len / PAGE_SIZE_N > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(len / PAGE_SIZE_N);
     this.fwError = 0;
-    const r = gmemPopulate(this.vm, this.prepared, gfn, zero ? undefined : uaddr, npages, (p) => this.postPopulate(p, type));
+    const r = gmemPopulate(this.vm, this.prepared, gfn, zero || uaddr === 0n ? undefined : uaddr, npages, (p) => this.postPopulate(p, type));
     if ('errno' in r) failWith(op, 'EIO', `kvm_gmem_populate: ${r.errno}: ${r.why}`, { error: BigInt(this.fwError) });
     const done = BigInt(r.count);
     return {

@@ -250,6 +250,10 @@ export class TdxPlatform extends CocoPlatform {
   /** tdx_gmem_post_populate: map the pfn into the S-EPT (TDH.MEM.PAGE.ADD copies the source), then MR.EXTEND. */
   private postPopulate(p: PopulatePage, measure: boolean): ErrnoName | undefined {
     if (!p.src) return 'EFAULT';
+    // 7.0 no longer stops a second populate at EEXIST (populateGupFirst): TDH.MEM.PAGE.ADD of a GPA
+    // already in the S-EPT fails (TDX_EPT_ENTRY_STATE_INCORRECT), which KVM reports as EIO (the
+    // errno is this model's reading of tdx_gmem_post_populate, not checked on hardware)
+    if (this.tdPages.has(p.page)) return 'EIO';
     const gpa = BigInt(p.gfn) * PAGE_SIZE_N;
     p.page.set(p.src);
     // kvm_tdp_map_page with a private access: the S-EPT entry, mapped and accepted
