@@ -17,6 +17,7 @@ interface KvmModule {
     kvm: Kvm,
     o: { guest?: boolean },
   ): {
+    maxGpaBits?: number;
     guest?: { gmemFaultsWithoutHva?: boolean | undefined; emulatedAccess?: boolean | undefined; hypercallExit: boolean };
   };
 }
@@ -37,9 +38,12 @@ export async function loadKvmModule(): Promise<KvmModule> {
 export function probe(kvm: Kvm, mod?: KvmModule): ProbedCaps {
   const system: Record<number, number> = {};
   for (const cap of Object.values(CAP)) system[cap] = kvm.checkExtension(cap);
-  const guest = mod?.probeCaps(kvm, { guest: true }).guest;
+  const report = mod?.probeCaps(kvm, { guest: true });
+  const guest = report?.guest;
   return {
     release: release(),
+    // what the kernel itself accepts for a memslot, not what /proc/cpuinfo says
+    ...(report?.maxGpaBits !== undefined && { physAddrBits: report.maxGpaBits }),
     system,
     ...(guest && { guest: { gmemFaultsWithoutHva: guest.gmemFaultsWithoutHva, emulatedAccess: guest.emulatedAccess, hypercallExit: guest.hypercallExit } }),
   };

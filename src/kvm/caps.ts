@@ -73,6 +73,12 @@ export interface CapsReport {
   readonly memoryAttributes: { readonly system: FlagSet; readonly defaultVm: FlagSet | null };
   /** bit n set: hypercall n may be forwarded to userspace (KVM_CAP_EXIT_HYPERCALL) */
   readonly exitHypercallMask: number;
+  /**
+   * The GPA width memslots may reach: the kernel's kvm_mmu_max_gfn() + 1 is 2^(maxGpaBits - 12)
+   * (the host MAXPHYADDR with TDP, 52 with shadow paging), found by asking KVM for one-page slots
+   * ending at 2^b for b from 52 down. Undefined if no default VM could be made.
+   */
+  readonly maxGpaBits?: number;
   readonly guest?: GuestCaps;
 }
 
@@ -129,8 +135,41 @@ export function probeCaps(kvm: Kvm, options: ProbeOptions = {}): CapsReport {
     },
     exitHypercallMask: system.KVM_CAP_EXIT_HYPERCALL,
   };
+  const maxGpaBits = probeMaxGpaBits(kvm);
+  if (maxGpaBits !== undefined) Object.assign(report, { maxGpaBits });
   if (!options.guest) return report;
   return { ...report, guest: probeGuest(kvm, system, options.hypercallTimeoutMs ?? 200) };
+}
+
+/**
+ * kvm_arch_prepare_memory_region (x86) refuses a slot whose last gfn is above kvm_mmu_max_gfn() with
+ * EINVAL: the widest b for which a one-page slot ending at 2^b is accepted is that limit.
+ */
+function probeMaxGpaBits(kvm: Kvm): number | undefined {
+  let vm: ReturnType<Kvm['createVm']>;
+  try {
+    vm = kvm.createVm('default');
+  } catch {
+    return undefined;
+  }
+  const page = kvm.mmapAnonymous(0x1000n);
+  try {
+    for (let b = 52; b >= 32; b--) {
+      const region = { slot: 0, flags: 0, guestPhysAddr: (1n << BigInt(b)) - 0x1000n, memorySize: 0x1000n, userspaceAddr: page.addr };
+      try {
+        vm.setUserMemoryRegion(region);
+      } catch (e) {
+        if (e instanceof KvmError && e.errno === 'EINVAL') continue;
+        throw e;
+      }
+      vm.setUserMemoryRegion({ ...region, memorySize: 0n });
+      return b;
+    }
+    return undefined;
+  } finally {
+    vm.close();
+    page.unmap();
+  }
 }
 
 /** A vCPU that can run with a short deadline (the kvm backend's) or the backend's default one. */

@@ -328,18 +328,36 @@ export class ModelMapping implements HostMapping {
         this.mm.notify(this.addr + offset, this.addr + end);
         return;
       case MADV.remove:
-        // madvise_remove: only shared file mappings, and it punches the file (vfs_fallocate)
-        if (!this.backing || !this.shared || !this.backing.punch) fail('madvise', 'EINVAL', 'MADV_REMOVE needs a shared file mapping');
-        if (!(this.prot & PROT_WRITE)) fail('madvise', 'EACCES', 'MADV_REMOVE needs a writable mapping');
+        // madvise_remove: a VMA without a file is EINVAL; one that is not shared and may-write
+        // (vma_is_shared_maywrite: VM_SHARED|VM_MAYWRITE, from the file's open mode, not the
+        // mapping's PROT_WRITE) is EACCES; then it punches the file (vfs_fallocate). The files here
+        // (memfd, guest_memfd) are open O_RDWR, so every shared mapping of them may write. A
+        // MAP_PRIVATE mapping is EACCES (found by the diff against 6.18).
+        if (!this.backing?.punch) fail('madvise', 'EINVAL', 'MADV_REMOVE needs a file mapping');
+        if (!this.shared) fail('madvise', 'EACCES', 'MADV_REMOVE needs a shared mapping (vma_is_shared_maywrite)');
         this.backing.punch(this.pgoff + first, last - first);
         return;
       case MADV.collapse:
         // hpage_collapse: guest_memfd folios are never large (kvm_gmem_get_folio), so collapse fails
         if (!this.backing?.collapsible) fail('madvise', 'EINVAL', 'MADV_COLLAPSE not supported on this mapping');
+        // madvise_collapse -> thp_vma_allowable_order -> thp_vma_suitable_order(PMD_ORDER): the VMA
+        // must hold a 2 MiB-aligned block (for a file, with vm_pgoff aligned the same way), else EINVAL
+        // whatever the file (found by the diff against 6.18: a 16 KiB memfd mapping)
+        if (!this.holdsPmdBlock()) fail('madvise', 'EINVAL', 'MADV_COLLAPSE: the mapping holds no aligned 2 MiB block');
         return;
       default:
         fail('madvise', 'EINVAL', `unknown advice ${advice}`);
     }
+  }
+
+  /** thp_vma_suitable_order(vma, vm_end - HPAGE_PMD_SIZE, PMD_ORDER) for this mapping. */
+  private holdsPmdBlock(): boolean {
+    const pmd = 2n << 20n;
+    const pmdPages = pmd / PAGE_SIZE_N;
+    if (this.backing && (((this.addr / PAGE_SIZE_N - BigInt(this.pgoff)) % pmdPages) + pmdPages) % pmdPages !== 0n) return false;
+    const end = this.addr + this.span;
+    const haddr = ((end - pmd) / pmd) * pmd;
+    return haddr >= this.addr && haddr + pmd <= end;
   }
 
   /** do_mbind: the range must be mapped; the VMA takes the policy, and a file with set_policy too. */

@@ -252,7 +252,10 @@ export function getProfile(name: string): KernelProfile {
 export interface ProbedCaps {
   /** kernel release, e.g. '6.18.44' */
   readonly release: string;
-  /** the host's MAXPHYADDR where the probe could read it (CPUID 0x80000008 via /proc/cpuinfo) */
+  /**
+   * the GPA width the live kernel accepts for memslots (kvm_mmu_max_gfn() + 1 = 2^(bits - 12)): the
+   * host MAXPHYADDR with TDP, 52 with shadow paging; probed by asking for slots (kvm/caps.ts)
+   */
   readonly physAddrBits?: number;
   /** KVM_CHECK_EXTENSION on /dev/kvm for every probed capability */
   readonly system: Readonly<Record<number, number>>;

@@ -27,6 +27,7 @@ export const REQUIREMENTS = [
   'gmem_only_faults',
   'hypercall_exits',
   'emulated_guest_access',
+  'hardware_guest_access',
   'address_spaces:N',
   'numa_nodes:N',
 ] as const;

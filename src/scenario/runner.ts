@@ -141,6 +141,9 @@ export function unmetRequirement(kvm: Kvm, req: string, numaNodes: number, guest
       return !guest || guest(kvm).hypercallExits ? undefined : 'KVM_HC_MAP_GPA_RANGE never exits to userspace here';
     case 'emulated_guest_access':
       return guest?.(kvm).emulatedAccess ? undefined : 'guest code runs on the CPU here (no emulation through userspace_addr)';
+    case 'hardware_guest_access':
+      // the scenario is about KVM's MMU faults (hva_to_pfn, SPTE permissions), which PVM's emulator bypasses
+      return guest?.(kvm).emulatedAccess ? 'guest code is emulated here: its accesses go through userspace_addr, not KVM faults' : undefined;
     case 'address_spaces': {
       const n = cap(CAP.KVM_CAP_MULTI_ADDRESS_SPACE) || 1;
       return n === Number(arg) ? undefined : `this kernel has ${n} memslot address space(s), the scenario is about ${arg}`;

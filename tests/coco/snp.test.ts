@@ -115,8 +115,11 @@ test('KVM_SEV_SNP_LAUNCH_UPDATE: argument checks are EINVAL; every kvm_gmem_popu
   expectErrno(() => op(vm, update(1n, PS, 2, src.addr)), 'EINVAL', 'VMSA is not a uAPI page type');
   expectErrno(() => op(vm, update(1n, PS, 7, src.addr)), 'EINVAL');
   expectErrno(() => op(vm, { ...update(1n, PS, 1, src.addr), flags: 1 } as MemoryEncryptCommand), 'EINVAL');
-  expectErrno(() => op(vm, update(1n, PS, 1, 0n)), 'EINVAL', 'NULL source');
-  expectErrno(() => op(vm, update(1n, PS, 5, src.addr + 8n)), 'EINVAL', 'unaligned source');
+  // before 7.0 snp_launch_update() does not look at the source address (the 4 KiB rule came with
+  // kvm-x86-gmem-6.20): NULL and unaligned sources reach kvm_gmem_populate, which fails here on the
+  // attribute check (the gfn is not PRIVATE yet) -> EIO
+  expectErrno(() => op(vm, update(1n, PS, 1, 0n)), 'EIO', 'NULL source: not refused before 7.0');
+  expectErrno(() => op(vm, update(1n, PS, 5, src.addr + 8n)), 'EIO', 'unaligned source: not refused before 7.0');
   expectErrno(() => op(vm, update(0x100n, PS, 3)), 'EINVAL', 'no memslot');
   expectErrno(() => op(vm, update(1n, PS, 1, src.addr)), 'EIO', 'not PRIVATE');
   vm.setMemoryAttributes({ address: 0n, size: 16n * PS, attributes: PRIVATE, flags: 0n });
