@@ -4,7 +4,7 @@
  * stdout, read live). A hard timeout kills QEMU; /init's `reboot -f` with -no-reboot ends it early.
  */
 
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync } from 'node:fs';
 import { freemem } from 'node:os';
 import { join } from 'node:path';
 import { LabError, runStreaming } from './env.js';
@@ -56,6 +56,33 @@ export interface MachineOptions {
   smp?: number;
 }
 
+/**
+ * The TSC frequency for the lab kernel's command line (tsc_early_khz). Under TCG the guest's TSC runs
+ * at the host's (QEMU's cpu_get_tsc is the host tick counter), but the guest kernel calibrates it
+ * against the emulated PIT, and on a busy host that fails ("tsc: Unable to calibrate against PIT ...
+ * Marking TSC unstable due to could not calculate TSC khz"): tsc_khz stays 0, and then KVM never
+ * enters a guest: kvm_guest_time_update() sees get_cpu_tsc_khz() == 0, re-requests
+ * KVM_REQ_CLOCK_UPDATE and returns 1, and vcpu_enter_guest() goes round again until a signal. That
+ * was the lab's "stuck boot" (every nested guest at its first instruction). Telling the kernel the
+ * frequency skips the calibration. The host's "cpu MHz" is the TSC rate on the VMs this runs on
+ * (constant_tsc, tsc_known_freq); any non-zero value keeps KVM going.
+ */
+export function hostTscKhz(cpuinfo?: string): number {
+  let text = cpuinfo;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/cpuinfo', 'utf8');
+    } catch {
+      text = '';
+    }
+  }
+  const mhz = Number(/^cpu MHz\s*:\s*([\d.]+)/m.exec(text)?.[1]);
+  return Number.isFinite(mhz) && mhz > 0 ? Math.round(mhz * 1000) : DEFAULT_TSC_KHZ;
+}
+
+/** When the host does not say: 2 GHz, still far better than 0 for KVM. */
+const DEFAULT_TSC_KHZ = 2_000_000;
+
 export function qemuArgs(o: Pick<BootOptions, 'bzImage' | 'initrd' | 'runDir' | 'memoryMiB' | 'append' | 'machine'>): string[] {
   const m = o.machine ?? {};
   return [
@@ -78,7 +105,7 @@ export function qemuArgs(o: Pick<BootOptions, 'bzImage' | 'initrd' | 'runDir' | 
     '-initrd',
     o.initrd,
     '-append',
-    ['console=ttyS0', 'panic=-1', 'oops=panic', o.append].filter(Boolean).join(' '),
+    ['console=ttyS0', 'panic=-1', 'oops=panic', `tsc_early_khz=${hostTscKhz()}`, o.append].filter(Boolean).join(' '),
     '-serial',
     `file:${join(o.runDir, 'console.log')}`,
     '-serial',

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { parseDeb822, parseOneLine, pickMirror } from '../../src/lab/apt.js';
-import { defaultMemoryMiB, qemuArgs } from '../../src/lab/boot.js';
+import { defaultMemoryMiB, hostTscKhz, qemuArgs } from '../../src/lab/boot.js';
 import { fold, formatKernelRun, type LabRecord } from '../../src/lab/collect.js';
 import { CpioWriter, parseCpio } from '../../src/lab/cpio.js';
 import { parseTap } from '../../src/lab/guest.js';
@@ -168,6 +168,16 @@ test('qemu: TCG with -cpu max, console on the first port, data on stdout', () =>
   assert.match(s, /-no-reboot/);
   assert.match(s, /-serial file:\/r\/console\.log -serial stdio/);
   assert.match(s, /console=ttyS0 panic=-1/);
+  // the guest kernel is told the TSC rate: a failed PIT calibration left tsc_khz 0 and KVM looping
+  assert.match(s, /tsc_early_khz=[1-9]\d*/);
+  const m = qemuArgs({ bzImage: '/k', initrd: '/i', runDir: '/r', machine: { qemu: '/q', dataDirs: ['/d'], cpu: 'EPYC', smp: 2 } }).join(' ');
+  assert.match(m, /^-L \/d -accel tcg -cpu EPYC -smp 2/);
+});
+
+test("TSC rate for the guest kernel: the host's cpu MHz, else 2 GHz", () => {
+  assert.equal(hostTscKhz('processor\t: 0\ncpu MHz\t\t: 2600.000\n'), 2_600_000);
+  assert.equal(hostTscKhz('cpu MHz\t: 2399.998\n'), 2_399_998);
+  assert.equal(hostTscKhz('no such line\n'), 2_000_000);
 });
 
 test('collect: records fold into a verdict with the reasons', () => {
