@@ -10,8 +10,9 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { nodeSha384 } from '../src/cli/measure.js';
 import { guidBytes, snpLaunchDigest, snpLaunchPlan, snpMeasuredPages, tdxLaunchPlan, tdxMeasureOps, tdxMrtd } from '../src/measure/index.js';
+import { count, progress, quick } from './lib.js';
 
-const runs = 15;
+const runs = count(15, 2);
 const FW = fileURLToPath(new URL('../../../shared/firmware/OVMF.amdsev.fd', import.meta.url));
 
 /** The real 4 MiB OVMF.amdsev.fd when it is there, else a 4 MiB pattern with a minimal SNP footer table. */
@@ -50,7 +51,7 @@ function median(xs: number[]): number {
 /** Median time in ms; the minimum is kept too, since on a shared machine it is the steadier figure. */
 const mins: number[] = [];
 function time(f: () => unknown): number {
-  for (let i = 0; i < 3; i++) f(); // warm up the JIT and OpenSSL's tables
+  for (let i = 0; i < (quick ? 1 : 3); i++) f(); // warm up the JIT and OpenSSL's tables
   const ts: number[] = [];
   for (let r = 0; r < runs; r++) {
     const t0 = process.hrtime.bigint();
@@ -63,7 +64,7 @@ function time(f: () => unknown): number {
 
 /** `openssl speed -evp sha384 -bytes N` in bytes per second (machine-readable +F line). */
 function opensslRate(bytes: number): number {
-  const out = execFileSync('openssl', ['speed', '-evp', 'sha384', '-bytes', String(bytes), '-seconds', '2', '-mr'], {
+  const out = execFileSync('openssl', ['speed', '-evp', 'sha384', '-bytes', String(bytes), '-seconds', quick ? '1' : '2', '-mr'], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'ignore'],
   });
@@ -78,6 +79,7 @@ const opts = { vcpus: 4, vcpuType: 'EPYC-v4' } as const;
 const pages = [...snpMeasuredPages(snpLaunchPlan(bytes, opts))];
 const contentPages = pages.filter((p) => p.page).length; // NORMAL + VMSA: each hashed in full
 const pageInfos = pages.length; // one 112-byte PAGE_INFO hash per page
+progress('measure: SNP digest, TDX MRTD, openssl speed');
 const snpMs = time(() => snpLaunchDigest(bytes, opts, nodeSha384));
 const snpMin = mins.at(-1) as number;
 // The same node:crypto calls in a bare loop, without measure/: what the binding alone costs.

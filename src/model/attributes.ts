@@ -46,13 +46,17 @@ export class MemAttributes {
   apply(start: number, end: number, value: number): void {
     if (this.map.allEqual(start, end, value)) return;
     const mmu = this.vm.mmu;
-    const touched = this.vm.memslots
-      .all()
-      .map((s) => ({ s: Math.max(start, s.baseGfn), e: Math.min(end, s.baseGfn + s.npages) }))
-      .filter((r) => r.s < r.e);
-    if (touched.length) mmu.invalidateBegin();
-    for (const r of touched) mmu.unmapGfnRange(r.s, r.e);
+    // one pass over the slots, no intermediate arrays: this runs on every conversion
+    let begun = false;
+    for (const slot of this.vm.memslots.all()) {
+      const s = Math.max(start, slot.baseGfn);
+      const e = Math.min(end, slot.baseGfn + slot.npages);
+      if (s >= e) continue;
+      if (!begun) mmu.invalidateBegin();
+      begun = true;
+      mmu.unmapGfnRange(s, e);
+    }
     this.map.set(start, end, value);
-    if (touched.length) mmu.invalidateEnd();
+    if (begun) mmu.invalidateEnd();
   }
 }

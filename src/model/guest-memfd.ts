@@ -33,6 +33,8 @@ export class GmemInode {
   readonly files = new Set<GmemFile>();
   /** struct gmem_inode's shared NUMA policy (after 6.18); null where guest_memfd has none */
   readonly policy: PolicyMap | null;
+  /** i_size in pages, fixed at creation (guest_memfd cannot be resized) */
+  readonly npages: number;
 
   constructor(
     readonly size: bigint,
@@ -41,10 +43,7 @@ export class GmemInode {
     numaPolicy: boolean,
   ) {
     this.policy = numaPolicy ? new PolicyMap() : null;
-  }
-
-  get npages(): number {
-    return Number(this.size / PAGE_SIZE_N);
+    this.npages = Number(size / PAGE_SIZE_N);
   }
 
   supportsMmap(): boolean {
@@ -73,12 +72,14 @@ export class GmemInode {
   /** truncate_inode_pages_range over page indices [start, end): free them and zap host PTEs. */
   truncate(start: number, end: number): void {
     const span = end - start;
+    // walk whichever is smaller, the range or the pages held (deleting while iterating a Map or a
+    // Set is well defined: visited entries are not revisited)
     if (span <= this.pages.size) {
       for (let i = start; i < end; i++) this.pages.delete(i);
-    } else {
-      for (const k of [...this.pages.keys()]) if (k >= start && k < end) this.pages.delete(k);
+    } else if (this.pages.size > 0) {
+      for (const k of this.pages.keys()) if (k >= start && k < end) this.pages.delete(k);
     }
-    for (const k of [...this.poisoned]) if (k >= start && k < end) this.poisoned.delete(k);
+    if (this.poisoned.size > 0) for (const k of this.poisoned) if (k >= start && k < end) this.poisoned.delete(k);
     this.allocated.set(start, end, 0);
     // truncate_inode_pages_range: only folios a host PTE maps are unmapped (unmap_mapping_folio)
     this.mm.truncated(this, start, span, false);
@@ -105,6 +106,10 @@ export class GmemInode {
   }
 }
 
+// O_RDWR | O_LARGEFILE, made by alloc_file_pseudo: no FMODE_PREAD/FMODE_LSEEK, no .read/.write.
+// One frozen object for every file: the mode never changes, and a literal per file is garbage.
+const GMEM_FMODE: FMode = Object.freeze({ read: true, write: true, pread: false, lseek: false });
+
 interface Binding {
   start: number;
   end: number;
@@ -114,8 +119,7 @@ interface Binding {
 /** One VM's file on a guest_memfd inode (struct gmem_file / kvm_gmem). */
 export class GmemFile extends ModelFile implements PrivateFile {
   readonly kind = 'guest_memfd';
-  // O_RDWR | O_LARGEFILE, made by alloc_file_pseudo: no FMODE_PREAD/FMODE_LSEEK, no .read/.write
-  readonly fmode: FMode = { read: true, write: true, pread: false, lseek: false };
+  readonly fmode: FMode = GMEM_FMODE;
   override readonly regular = true;
   override get noexec(): boolean {
     return this.vm.profile.anonInodeNoexec;
@@ -180,12 +184,10 @@ export class GmemFile extends ModelFile implements PrivateFile {
     const start = Number(offset / PAGE_SIZE_N);
     const end = Number((offset + len) / PAGE_SIZE_N);
     // planted bug (self-test only): truncate without telling KVM, leaving its mappings stale
-    const files = this.bug('punch-without-invalidation') ? [] : [...this.inode.files];
-    const begun = files.map((f) => f.invalidateBegin(start, end));
+    const begun: GmemFile[] = [];
+    if (!this.bug('punch-without-invalidation')) for (const f of this.inode.files) if (f.invalidateBegin(start, end)) begun.push(f);
     this.inode.truncate(start, Math.min(end, Math.max(start, this.inode.npages)));
-    files.forEach((f, i) => {
-      if (begun[i]) f.invalidateEnd();
-    });
+    for (const f of begun) f.invalidateEnd();
   }
 
   /**
