@@ -154,8 +154,9 @@ kvmTestIf('E10: userspace_addr 0 is accepted for a gmem slot', ['guest_memfd'], 
   withKvm((kvm) => {
     const vm = bindableVm(kvm);
     const g = vm.createGuestMemfd({ size: SIZE, flags: 0n });
-    vm.setUserMemoryRegion2(region(g.fd, { userspaceAddr: 0n }));
-    assert.ok(true);
+    expectOk(() => vm.setUserMemoryRegion2(region(g.fd, { userspaceAddr: 0n })));
+    // the slot is there: another slot over its GPA range is EEXIST (checked before the file range)
+    expectErrno(() => vm.setUserMemoryRegion2(region(g.fd, { slot: 11, userspaceAddr: 0n, guestMemfdOffset: 0n })), 'EEXIST', 'the GPA range is taken');
   }),
 );
 
