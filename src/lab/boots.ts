@@ -44,6 +44,13 @@ export interface BootsResult {
 /** Boot `count` times, one boot per job and no retry, with `load` busy loops running meanwhile. */
 export async function countStuckBoots(o: BootsOptions): Promise<BootsResult> {
   const burners = Array.from({ length: o.load ?? 0 }, () => spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore', detached: false }));
+  // the busy loops must not outlive an interrupted experiment
+  const stop = (sig: NodeJS.Signals) => {
+    for (const b of burners) b.kill('SIGKILL');
+    process.kill(process.pid, sig);
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
   const t0 = Date.now();
   let stuck = 0;
   let other = 0;
@@ -63,6 +70,8 @@ export async function countStuckBoots(o: BootsOptions): Promise<BootsResult> {
     }
   } finally {
     for (const b of burners) b.kill('SIGKILL');
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
   }
   return {
     kernel: o.kernel,

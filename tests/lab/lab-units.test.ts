@@ -13,7 +13,7 @@ import { parseTap } from '../../src/lab/guest.js';
 import { cacheDir, fragmentHash, KERNEL_IDS, LAB_PACKAGES, parseFragment, unmetFragment } from '../../src/lab/index.js';
 import { placeScenarios, productionPackages } from '../../src/lab/pack.js';
 import { which } from '../../src/lab/prereq.js';
-import { deathReason, kernelVerdict } from '../../src/lab/supervise.js';
+import { deathReason, kernelVerdict, runChild } from '../../src/lab/supervise.js';
 import { ROOT } from '../support/files.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'guestmem-lab-'));
@@ -423,4 +423,30 @@ test('VM memory: a quarter of the free memory, between 1 and 4 GiB', () => {
   assert.equal(defaultMemoryMiB(24 * 2 ** 30), 4096);
   assert.equal(defaultMemoryMiB(8 * 2 ** 30), 2048);
   assert.equal(defaultMemoryMiB(2 * 2 ** 30), 1024);
+});
+
+test('supervise: a child with no progress past the deadline is killed as a hang, with where it waited; its lines and exit come back', async () => {
+  const hung = await runChild(['/bin/sh', '-c', 'echo started; exec sleep 30'], { cwd: '/', env: process.env, stepTimeoutMs: 800, progressed: () => false });
+  assert.equal(hung.signal, 'SIGKILL');
+  assert.ok(hung.hung, 'reported as a hang');
+  assert.ok(hung.hung.seconds >= 0 && hung.hung.where.length > 0, hung.hung.where);
+  const lines: string[] = [];
+  const ok = await runChild(['/bin/sh', '-c', 'echo one; echo two; exit 3'], {
+    cwd: '/',
+    env: process.env,
+    stepTimeoutMs: 5000,
+    progressed: () => false,
+    onStdoutLine: (l) => lines.push(l),
+  });
+  assert.deepEqual([ok.status, ok.hung, lines], [3, undefined, ['one', 'two']]);
+  // the OOM policy: the child runs with oom_score_adj 1000 (exec keeps the pid)
+  const adj: string[] = [];
+  await runChild(['/bin/cat', '/proc/self/oom_score_adj'], {
+    cwd: '/',
+    env: process.env,
+    stepTimeoutMs: 5000,
+    progressed: () => false,
+    onStdoutLine: (l) => adj.push(l),
+  });
+  assert.deepEqual(adj, ['1000']);
 });
