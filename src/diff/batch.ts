@@ -43,6 +43,8 @@ export interface GenerateOptions {
   steps: number;
   vmType: VmType;
   attributes: boolean;
+  /** the kernel that replays the batch has the NUMA syscalls (default true) */
+  numa?: boolean;
 }
 
 /** The first step of every sequence (see campaign.ts start()): vCPU 0 has run once. */
@@ -54,7 +56,7 @@ export const FIRST_STEP: Step = { op: 'run', vcpu: 0, program: ['hlt'] };
  */
 export function generateBatch(o: GenerateOptions): SequenceBatch {
   const sequences: Step[][] = [];
-  const arbs = commandArbitraries({ attributes: o.attributes });
+  const arbs = commandArbitraries({ attributes: o.attributes, ...(o.numa !== undefined && { numa: o.numa }) });
   const prop = fc.property(fc.commands(arbs, { maxCommands: o.steps, size: 'max' }), (cmds) => {
     const a = new Session(o.side.open(), o.vmType);
     const b = new Session(o.side.open(), o.vmType);

@@ -6,12 +6,15 @@
  * compared as the host campaign does. Divergences are shrunk inside and come back as scenario
  * steps with the sequence results, one JSON line each, while the VM runs.
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { VmType } from '../api.js';
 import { generateBatch, type SequenceBatch, type SequenceResult, UNCOMPARED_ACCESSES } from '../diff/index.js';
 import { createModelKvm, getProfile } from '../model/index.js';
 import type { Step } from '../scenario/index.js';
+import { parseFragment } from './build.js';
 import type { KernelRun } from './collect.js';
-import { awaitCleanups, kernelSpec } from './env.js';
+import { awaitCleanups, kernelSpec, LAB_DIR } from './env.js';
 import { type LabRunOptions, runJob } from './index.js';
 
 export interface LabDiffOptions extends LabRunOptions {
@@ -46,6 +49,11 @@ export interface LabDiffResult {
 
 const BATCH_AT = 'lab/diff-batch.json';
 
+/** Whether the lab's kernel config turns on CONFIG_NUMA (tinyconfig leaves it off). */
+function labHasNuma(): boolean {
+  return parseFragment(readFileSync(join(LAB_DIR, 'kernel.config'), 'utf8')).some((f) => f.name === 'CONFIG_NUMA' && f.value === 'y');
+}
+
 export async function labDiff(kernels: readonly string[], o: LabDiffOptions): Promise<LabDiffResult[]> {
   const out: LabDiffResult[] = [];
   for (const k of kernels) {
@@ -63,6 +71,8 @@ export async function labDiff(kernels: readonly string[], o: LabDiffOptions): Pr
           vmType: o.vmType,
           // attributes, private accesses and hypercall conversions need a VM with private memory
           attributes: o.vmType === 'sw_protected',
+          // the lab's kernels are tinyconfig plus lab/kernel.config: no CONFIG_NUMA, so mbind is ENOSYS
+          numa: labHasNuma(),
         });
     const generateSeconds = (Date.now() - g0) / 1000;
     const results: SequenceResult[] = [];
