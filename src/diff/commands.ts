@@ -124,32 +124,10 @@ const guestProgram: fc.Arbitrary<GuestOpIn[]> = fc.oneof(
 /**
  * Command weights by name: how often each command is drawn (fc.commands draws uniformly, so a
  * command of weight w is offered w times). The setup macros build the states where bugs live
- * (bound, mapped, faulted memory); single steps poke at them.
+ * (bound, mapped, faulted memory); single steps poke at them. These are the commands both memory
+ * setups share, in drawing order.
  */
-export const GUEST_MEMFD_WEIGHTS: Readonly<Record<string, number>> = {
-  create_guest_memfd: 2,
-  fallocate: 4,
-  mmap: 2,
-  mmap_anonymous: 2,
-  host_write: 2,
-  host_read: 1,
-  munmap: 1,
-  set_user_memory_region2: 3,
-  set_user_memory_region: 1,
-  file_op: 1,
-  dup: 1,
-  close: 1,
-  check_extension: 1,
-  run: 4,
-  setup: 3,
-  punch: 3,
-  host_memory_setup: 1,
-  pre_fault_memory: 1,
-  madvise: 1,
-  mbind: 1,
-};
-/** Without guest_memfd: memory is a memfd mapped at userspace_addr (memfd_setup), punched as such. */
-export const MEMFD_WEIGHTS: Readonly<Record<string, number>> = {
+const SHARED_WEIGHTS: Readonly<Record<string, number>> = {
   create_guest_memfd: 1,
   fallocate: 2,
   mmap: 2,
@@ -164,13 +142,18 @@ export const MEMFD_WEIGHTS: Readonly<Record<string, number>> = {
   close: 1,
   check_extension: 1,
   run: 4,
-  memfd_setup: 3,
-  memfd_punch: 3,
-  host_memory_setup: 1,
-  pre_fault_memory: 1,
-  madvise: 1,
-  mbind: 1,
 };
+const HOST_WEIGHTS: Readonly<Record<string, number>> = { host_memory_setup: 1, pre_fault_memory: 1, madvise: 1, mbind: 1 };
+export const GUEST_MEMFD_WEIGHTS: Readonly<Record<string, number>> = {
+  ...SHARED_WEIGHTS,
+  create_guest_memfd: 2,
+  fallocate: 4,
+  setup: 3,
+  punch: 3,
+  ...HOST_WEIGHTS,
+};
+/** Without guest_memfd: memory is a memfd mapped at userspace_addr (memfd_setup), punched as such. */
+export const MEMFD_WEIGHTS: Readonly<Record<string, number>> = { ...SHARED_WEIGHTS, memfd_setup: 3, memfd_punch: 3, ...HOST_WEIGHTS };
 /** Added where the kernels compared have memory attributes (software-protected VMs). */
 export const ATTRIBUTE_WEIGHTS: Readonly<Record<string, number>> = { set_memory_attributes: 1, convert: 2, private_touch: 2 };
 
