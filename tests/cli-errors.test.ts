@@ -109,5 +109,5 @@ test('diff: flag combinations that mean nothing are refused', () => {
   oneLine(cli('diff', '--runs', '0', '--reference', 'model'), /--runs must be at least 1/);
   oneLine(cli('diff', '--path', '0:1', '--reference', 'model'), /--path replays one sequence of a seed: give --seed too/);
   oneLine(cli('diff', '--self-test', '--replay', f), /--self-test runs its own sequences: drop --replay/);
-  oneLine(cli('diff', '--replay', f, '--lab', '7.3'), /--lab runs generated sequences: drop --replay/);
+  oneLine(cli('diff', '--lab', '7.3', '--seed', '1', '--path', '0:1'), /--lab runs its own sequences: drop --path/);
 });

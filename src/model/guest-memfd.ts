@@ -221,6 +221,12 @@ export class GmemFile extends ModelFile implements PrivateFile {
    * in range and aligned, and no part of the file range already bound.
    */
   bind(slot: Memslot, offset: bigint, overlapErrno: ErrnoName): void {
+    const range = this.prepareBind(slot, offset);
+    this.commitBind(slot, range, overlapErrno);
+  }
+
+  /** The checks of kvm_gmem_bind (kvm_gmem_prepare_memory_region where the bind is split): EINVAL. */
+  prepareBind(slot: Memslot, offset: bigint): { start: number; end: number } {
     const op = 'KVM_SET_USER_MEMORY_REGION2';
     if (this.vm !== slot.vm) fail(op, 'EINVAL', 'kvm_gmem_bind: guest_memfd belongs to another VM');
     const size = BigInt(slot.npages) * PAGE_SIZE_N;
@@ -231,7 +237,12 @@ export class GmemFile extends ModelFile implements PrivateFile {
       fail(op, 'EINVAL', 'kvm_gmem_bind: offset negative, unaligned, or offset+size past the file size');
     }
     const start = Number(offset / PAGE_SIZE_N);
-    const end = start + slot.npages;
+    return { start, end: start + slot.npages };
+  }
+
+  /** The binding itself (kvm_gmem_commit_memory_region where split): a range bound already fails. */
+  commitBind(slot: Memslot, { start, end }: { start: number; end: number }, overlapErrno: ErrnoName): void {
+    const op = 'KVM_SET_USER_MEMORY_REGION2';
     if (!this.bug('bind-without-overlap-check') && this.bindings.some((b) => b.start < end && start < b.end)) {
       fail(op, overlapErrno, 'kvm_gmem_bind: file range already bound to another memslot');
     }

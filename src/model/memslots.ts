@@ -138,12 +138,25 @@ export class Memslots {
 
     if (change === 'create') {
       const slot: Memslot = { vm: this.vm, id, asId, baseGfn, npages, flags: m.flags, userspaceAddr: m.userspaceAddr, gmem: null, gmemOnly: false };
-      // __kvm_set_memory_region binds guest_memfd before kvm_set_memslot(), whose
-      // kvm_prepare_memory_region() runs the arch check below; on failure it unbinds (out_unbind)
-      if (gmem) this.bindPrivate(op, slot, m, fget);
-      if (this.beyondMaxGfn(m.guestPhysAddr, m.memorySize)) {
-        slot.gmem?.file?.unbind(slot);
-        fail(op, 'EINVAL', `kvm_arch_prepare_memory_region: last gfn above kvm_mmu_max_gfn() (MAXPHYADDR ${profile.physAddrBits})`);
+      if (gmem && profile.gmemBindSplit) {
+        // 7.2 (7ea987a90585; 6.12.118 through stable): kvm_gmem_prepare_memory_region() checks the
+        // file and range, kvm_arch_prepare_memory_region() the largest frame, and only then
+        // kvm_gmem_commit_memory_region() binds, answering EEXIST for a range bound already (found
+        // by the lab's diff on 7.3.4: a slot past 2^40 over a bound range is EINVAL, not EEXIST)
+        const { file, range } = this.prepareGmem(op, slot, m, fget);
+        if (this.beyondMaxGfn(m.guestPhysAddr, m.memorySize)) {
+          fail(op, 'EINVAL', `kvm_arch_prepare_memory_region: last gfn above kvm_mmu_max_gfn() (MAXPHYADDR ${profile.physAddrBits})`);
+        }
+        file.commitBind(slot, range, profile.bindOverlapErrno);
+        slot.gmemOnly = profile.gmemOnlySlots && file.inode.supportsMmap();
+      } else {
+        // __kvm_set_memory_region binds guest_memfd before kvm_set_memslot(), whose
+        // kvm_prepare_memory_region() runs the arch check below; on failure it unbinds (out_unbind)
+        if (gmem) this.bindPrivate(op, slot, m, fget);
+        if (this.beyondMaxGfn(m.guestPhysAddr, m.memorySize)) {
+          slot.gmem?.file?.unbind(slot);
+          fail(op, 'EINVAL', `kvm_arch_prepare_memory_region: last gfn above kvm_mmu_max_gfn() (MAXPHYADDR ${profile.physAddrBits})`);
+        }
       }
       this.slots.set(Memslots.key(asId, id), slot);
       this.newGeneration();
@@ -182,6 +195,19 @@ export class Memslots {
   private beyondMaxGfn(gpa: bigint, size: bigint): boolean {
     const maxGfn = (1n << BigInt(this.vm.profile.physAddrBits - 12)) - 1n;
     return (gpa + size) / PAGE_SIZE_N - 1n > maxGfn;
+  }
+
+  /** kvm_gmem_prepare_memory_region: fget -> EBADF; not a guest_memfd -> EINVAL; the range checks. */
+  protected prepareGmem(
+    op: string,
+    slot: Memslot,
+    m: RegionArgs,
+    fget: (fd: number) => ModelFile | undefined,
+  ): { file: GmemFile; range: { start: number; end: number } } {
+    const file = fget(m.guestMemfd);
+    if (!file) fail(op, 'EBADF', `kvm_gmem_prepare_memory_region: fd ${m.guestMemfd} is not open`);
+    if (!(file instanceof GmemFile)) fail(op, 'EINVAL', `kvm_gmem_prepare_memory_region: fd ${m.guestMemfd} is not a guest_memfd`);
+    return { file, range: file.prepareBind(slot, m.guestMemfdOffset) };
   }
 
   /** kvm_gmem_bind: fget -> EBADF; not a guest_memfd -> EINVAL; then the file's own checks. */

@@ -65,6 +65,13 @@ export interface KernelProfile {
    * overflowing offset is EINVAL; 6.8-6.18 compute it as loff_t, where it wraps negative and passes
    */
   readonly bindOffsetUnsigned: boolean;
+  /**
+   * The guest_memfd bind is split in two (7ea987a90585, 7.2; 6.12.118 through stable):
+   * kvm_gmem_prepare_memory_region() before kvm_arch_prepare_memory_region(), and
+   * kvm_gmem_commit_memory_region() (the overlap check) after it; before, kvm_gmem_bind() did all
+   * of it first.
+   */
+  readonly gmemBindSplit: boolean;
   /** memslot address spaces (kvm_arch_nr_memslot_as_ids): 2 with SMM, 1 without (PVM has none) */
   readonly addressSpaces: number;
   /** guest_memfd inodes carry a shared NUMA policy (vm_ops set_policy/get_policy; 6.19, 83e0e12219a4) */
@@ -111,6 +118,7 @@ const v6_8: KernelProfile = {
   gmemSlotsOnAnyVm: false,
   gmemCapOnAnyVm: false,
   bindOverlapErrno: 'EINVAL',
+  gmemBindSplit: false,
   rejectGmemFlagToggle: false,
   memoryAttributes: true,
   preFault: 'absent',
@@ -140,6 +148,7 @@ const v6_12: KernelProfile = {
   name: '6.12',
   version: '6.12.118',
   bindOverlapErrno: 'EEXIST',
+  gmemBindSplit: true,
   bindOffsetUnsigned: true,
   preFault: 'tdp',
   preFaultObsoleteRootSpins: true,
@@ -159,6 +168,7 @@ const v6_18: KernelProfile = {
   gmemSlotsOnAnyVm: true,
   gmemCapOnAnyVm: true,
   bindOverlapErrno: 'EINVAL',
+  gmemBindSplit: false,
   rejectGmemFlagToggle: true,
   memoryAttributes: true,
   preFault: 'tdp',
@@ -188,7 +198,7 @@ const v7_0: KernelProfile = { ...v6_19, name: '7.0', version: '7.0', populateGup
  */
 const v7_1: KernelProfile = { ...v7_0, name: '7.1', version: '7.1.4', bindOffsetUnsigned: true };
 /** 7.2 (Debian sid's 7.2.13): 7ea987a90585 overlapping bindings are EEXIST (tag kvm-x86-gmem-7.2). */
-const v7_2: KernelProfile = { ...v7_1, name: '7.2', version: '7.2.13', bindOverlapErrno: 'EEXIST' };
+const v7_2: KernelProfile = { ...v7_1, name: '7.2', version: '7.2.13', bindOverlapErrno: 'EEXIST', gmemBindSplit: true };
 /** 7.3 as the lab boots it (trixie-backports' 7.3.4); no guest_memfd tag merged in 7.3. */
 const v7_3: KernelProfile = { ...v7_2, name: '7.3', version: '7.3.4' };
 const next: KernelProfile = { ...v7_3, name: 'next', version: 'kvm-x86 next' };
