@@ -1,5 +1,5 @@
 /** `guestmem run FILE|DIR...`: load scenario files, run them on a backend, print the report. */
-import { openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import {
   type Backend,
   formatHuman,
@@ -41,12 +41,12 @@ export type ProgressLine =
   | { t: 'start'; file: string; name: string }
   | { t: 'step'; file: string; index: number; op: string }
   | { t: 'result'; result: ScenarioResult }
-  | { t: 'bad'; message: string };
+  | { t: 'bad'; message: string; file?: string };
 
-function progressWriter(path: string | undefined): (line: ProgressLine) => void {
-  if (!path) return () => {};
+function progressWriter(path: string | undefined): { write: (line: ProgressLine) => void; close: () => void } {
+  if (!path) return { write: () => {}, close: () => {} };
   const fd = openSync(path, 'a');
-  return (line) => writeSync(fd, `${JSON.stringify(line)}\n`);
+  return { write: (line) => writeSync(fd, `${JSON.stringify(line)}\n`), close: () => closeSync(fd) };
 }
 
 /** Read and check one file: the scenario, or the one-line reason it is not one. */
@@ -80,7 +80,8 @@ export function runFiles(
     else loaded.push([file, r]);
   }
   for (const b of bad) err(`guestmem: ${oneLine(b)}`);
-  const progress = progressWriter(opts.progress);
+  const writer = progressWriter(opts.progress);
+  const progress = writer.write;
   for (const b of bad) progress({ t: 'bad', message: b });
   const results: ScenarioResult[] = [];
   for (const [file, sc] of loaded) {
@@ -104,9 +105,11 @@ export function runFiles(
       // what only running finds (a requirement the load could not judge) still names the file
       if (!(e instanceof ScenarioError)) throw e;
       bad.push(e.message);
+      progress({ t: 'bad', message: e.message, file });
       err(`guestmem: ${oneLine(`${file}: ${e.message}`)}`);
     }
   }
+  writer.close();
   if (results.length) out(opts.json ? toJson(results) : formatHuman(results, opts.verbose));
   if (opts.trace) {
     try {

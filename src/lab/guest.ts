@@ -170,6 +170,9 @@ interface Supervised {
 /** Per step: far above a step's own deadlines (KVM_RUN 60 s, pre-fault 5 s in the lab). */
 const STEP_TIMEOUT_MS = Number(process.env.GUESTMEM_LAB_STEP_TIMEOUT_MS) || 150_000;
 
+/** A lockstep sequence may be silent while its divergence is shrunk (up to the shrink budget's replays). */
+const BATCH_SILENCE_MS = 600_000;
+
 const tailOf = (s: string) => s.trim().split('\n').slice(-20).join('\n');
 
 /**
@@ -208,7 +211,23 @@ async function superviseRun(c: JobCommand, job: Job): Promise<Supervised> {
     const done = new Set<string>();
     let running: { file: string; name: string; at: string } | undefined;
     for (const l of lines) {
-      if (l.t === 'start') running = { file: l.file, name: l.name, at: 'its start' };
+      if (l.t === 'bad' && l.file !== undefined && running?.file === l.file) {
+        // the scenario stopped with a usage error the load could not see: reported, not a death
+        summary.failed++;
+        done.add(l.file);
+        emit({
+          t: 'scenario',
+          command: c.label,
+          name: running.name,
+          file: l.file,
+          status: 'failed',
+          reason: l.message,
+          backend: 'kvm',
+          kernel: job.kernel,
+          stepCount: 0,
+        });
+        running = undefined;
+      } else if (l.t === 'start') running = { file: l.file, name: l.name, at: 'its start' };
       else if (l.t === 'step' && running) running.at = `steps[${l.index}] (${l.op})`;
       else if (l.t === 'result') {
         const x = l.result;
@@ -272,7 +291,8 @@ async function superviseBatch(c: JobCommand, job: Job): Promise<Supervised> {
     const end = await runChild([process.execPath, CLI, ...c.argv, ...(from > 0 ? ['--from', String(from)] : [])], {
       cwd: APP,
       env: { ...process.env, ...c.env },
-      stepTimeoutMs: job.stepTimeoutMs ?? STEP_TIMEOUT_MS,
+      // a diverging sequence is shrunk before its line comes: many replays, so a longer silence
+      stepTimeoutMs: Math.max(job.stepTimeoutMs ?? STEP_TIMEOUT_MS, BATCH_SILENCE_MS),
       progressed: () => false,
       onStdoutLine: (line) => {
         let rec: Record<string, unknown>;
