@@ -74,3 +74,15 @@ test('the model skips a scenario outside its declared kernels, naming the range 
   assert.equal(r.status, 'skipped');
   assert.equal(r.reason, 'declared for kernels >=6.18; profile 6.12 follows 6.12.118');
 });
+
+test('every scenario that creates a guest_memfd requires guest_memfd, so a kernel without it skips rather than fails', () => {
+  const missing: string[] = [];
+  for (const file of scenarioFiles(SCENARIOS)) {
+    const sc = parseScenario(readFileSync(file, 'utf8'), file);
+    if (sc.design !== undefined) continue;
+    const creates = sc.steps.some((s) => s.op === 'create_guest_memfd' && !(s.expect && 'errno' in s.expect));
+    // guest_memfd_flags:* implies it too: KVM_CAP_GUEST_MEMFD_FLAGS is 0 without guest_memfd
+    if (creates && !(sc.requires ?? []).some((r) => r === 'guest_memfd' || r.startsWith('guest_memfd_flags:'))) missing.push(relative(ROOT, file));
+  }
+  assert.deepEqual(missing, []);
+});
