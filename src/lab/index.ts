@@ -344,7 +344,11 @@ export async function runJob(k: string, o: LabRunOptions, j: LabJob): Promise<Ke
   run.timings.wallSeconds = (Date.now() - wall0) / 1000;
   if (!run.ok) {
     try {
-      run.consoleTail = tail(readFileSync(booted.consoleLog, 'utf8'), 15);
+      const text = readFileSync(booted.consoleLog, 'utf8');
+      run.consoleTail = tail(text, 15);
+      // a panic ends the VM at once: say so first, with the kernel's reason
+      const panic = /Kernel panic - not syncing: (.*)/.exec(text);
+      if (panic) run.problems.unshift(`the lab kernel panicked: ${panic[1]?.trim()}`);
     } catch {
       // no console output at all
     }

@@ -25,14 +25,26 @@ for (const kernel of KERNEL_IDS) {
       t.skip(msg);
       return;
     }
-    const [run] = await labRun({
-      kernels: [kernel],
-      scenarios: [OOM, ...ORDINARY],
-      lockstep: false,
-      kvmTests: false,
-      memoryMiB: 1024,
-      progress: createProgress(process.stderr),
-    });
+    const once = async () =>
+      (
+        await labRun({
+          kernels: [kernel],
+          scenarios: [OOM, ...ORDINARY],
+          lockstep: false,
+          kvmTests: false,
+          memoryMiB: 1024,
+          progress: createProgress(process.stderr),
+        })
+      )[0];
+    let run = await once();
+    // A known race, not yet removed: while the OOM victim is still inside the ioctl (its memory is
+    // kernel slab, which reaping does not free), an allocation by the driver (oom_score_adj -1000)
+    // finds nothing left to kill and the kernel panics ("System is deadlocked on memory"). A memory
+    // cgroup around the run would end it; until then one loud retry tells it from a real failure.
+    if (run?.problems.some((p) => /panicked: System is deadlocked on memory/.test(p))) {
+      t.diagnostic(`RETRIED: kernel ${kernel}: the lab kernel panicked (System is deadlocked on memory) before the OOM victim exited`);
+      run = await once();
+    }
     assert.ok(run);
     const report = formatKernelRun(run, true);
     for (const line of report.split('\n')) t.diagnostic(line);
