@@ -143,10 +143,6 @@ progress('model vs kernel: guest first touch');
   });
   const v = mvm.createVcpu(0);
   const pages = count(2000, 100);
-  v.load([
-    ...Array.from({ length: pages }, (_, p) => ({ op: 'write' as const, gpa: (1n << 32n) + BigInt(p) * PS, width: 8 as const, value: 1n })),
-    { op: 'hlt' as const },
-  ]);
   const m = nsPerOp(
     1,
     () => {

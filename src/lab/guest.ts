@@ -130,7 +130,6 @@ async function main(jobPath: string): Promise<number> {
     const summary = { passed: 0, failed: 0, skipped: 0 };
     if (c.parse === 'tap') {
       for (const t of parseTap(r.stdout ?? '')) {
-        if (t.status !== 'failed' && t.status !== 'passed' && t.status !== 'skipped') continue;
         summary[t.status]++;
         emit({ t: 'test', command: c.label, ...t });
       }
@@ -344,7 +343,7 @@ export interface TapTest {
   /** the test file (node:test runs one subtest per file) */
   file?: string;
   name: string;
-  status: 'passed' | 'failed' | 'skipped' | 'todo';
+  status: 'passed' | 'failed' | 'skipped';
   /** the skip reason, or the failure's error message */
   reason?: string;
 }
@@ -365,13 +364,13 @@ export function parseTap(tap: string): TapTest[] {
     const l = lines[i] as string;
     const f = /^# Subtest: (.*\.js)$/.exec(l);
     if (nested && f) file = f[1];
-    const m = new RegExp(`^${depth}(not ok|ok) \\d+ - (.*?)(?: # (SKIP|TODO)(?: (.*))?)?$`).exec(l);
+    const m = new RegExp(`^${depth}(not ok|ok) \\d+ - (.*?)(?: # (SKIP)(?: (.*))?)?$`).exec(l);
     if (!m) continue;
     const [, ok, name, directive, why] = m as unknown as [string, string, string, string | undefined, string | undefined];
     const t: TapTest = {
       ...(file && { file }),
       name,
-      status: directive === 'SKIP' ? 'skipped' : directive === 'TODO' ? 'todo' : ok === 'ok' ? 'passed' : 'failed',
+      status: directive === 'SKIP' ? 'skipped' : ok === 'ok' ? 'passed' : 'failed',
     };
     if (why) t.reason = why;
     if (t.status === 'failed') {
