@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { type Kvm, KvmError } from '../src/api.js';
 import { modelBackend, parseScenario, runScenario, ScenarioError, StepSchema, unmetRequirement } from '../src/scenario/index.js';
-import { REQUIREMENTS } from '../src/scenario/names.js';
+import { REQUIREMENTS } from '../src/scenario/requirements.js';
 import { editDistance, nearest } from '../src/scenario/suggest.js';
 import { ROOT } from './support/files.js';
 

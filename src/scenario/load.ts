@@ -2,7 +2,8 @@
 import { parseDocument } from 'yaml';
 import { bigNumberAdvice, jsonProblem } from './json-check.js';
 import { nameProblems } from './names.js';
-import { ExpectSchema, type Scenario, ScenarioSchema, StepSchema } from './schema.js';
+import { OP_LIST } from './ops/index.js';
+import { ExpectSchema, type Scenario, ScenarioSchema } from './schema.js';
 import { nearest, unknownName } from './suggest.js';
 import { ScenarioError } from './values.js';
 import { widthProblems } from './widths.js';
@@ -24,7 +25,7 @@ export function printable(s: string, max = 160): string {
 }
 
 /** Keys each object of the format takes, for "did you mean" on an unknown key. */
-const STEP_KEYS = new Map<string, string[]>(StepSchema.options.map((o) => [String(o.shape.op.value), Object.keys(o.shape)]));
+const STEP_KEYS = new Map<string, string[]>(OP_LIST.map((o) => [o.op, Object.keys(o.schema.shape)]));
 const OPS = [...STEP_KEYS.keys()];
 
 function at(data: unknown, p: readonly PropertyKey[]): unknown {

@@ -4,38 +4,22 @@
  * the references to them, errno and capability names, `requires` entries, and the data of writes.
  * Each problem names its path (`steps[3].fd: ...`) and, for a misspelt name, the nearest valid one.
  */
-import { CAP, GUEST_MEMFD_FLAGS, VM_TYPE } from '../uapi/constants.js';
+import { CAP } from '../uapi/constants.js';
 import { ERRNO } from '../uapi/errno.js';
+import type { Kind } from './context.js';
+import { expectProblems } from './judge.js';
+import { OP_LIST } from './ops/index.js';
+import { isRequirement, REQUIREMENTS } from './requirements.js';
 import type { Scenario, Step } from './schema.js';
 import { nearest, unknownName } from './suggest.js';
 
-/** What a name stands for; references check that they name the right kind. */
-type Kind = 'kvm' | 'vm' | 'fd' | 'map';
 const KIND_TEXT: Record<Kind, string> = { kvm: '/dev/kvm', vm: 'a VM', fd: 'a file descriptor', map: 'a mapping' };
 
 /** Integer strings are raw numbers (fd 9999 gives EBADF); anything else is a name. */
 const NUMBER_RE = /^-?(0x[0-9a-f_]+|0b[01_]+|[0-9_]+)$/i;
 
-/** Every `requires` entry the runner knows (runner.ts unmetRequirement); `N` is a number. */
-export const REQUIREMENTS = [
-  ...Object.keys(VM_TYPE).map((t) => `vm_type:${t}`),
-  'guest_memfd',
-  ...Object.keys(GUEST_MEMFD_FLAGS).map((f) => `guest_memfd_flags:${f}`),
-  'memory_attributes',
-  'pre_fault_memory',
-  'exit_hypercall',
-  'gmem_only_faults',
-  'hypercall_exits',
-  'emulated_guest_access',
-  'hardware_guest_access',
-  'address_spaces:N',
-  'numa_nodes:N',
-] as const;
-
 function requirementProblem(req: string): string | undefined {
-  if (REQUIREMENTS.includes(req as (typeof REQUIREMENTS)[number])) return undefined;
-  const m = /^(address_spaces|numa_nodes):(\d+)$/.exec(req);
-  if (m) return undefined;
+  if (isRequirement(req)) return undefined;
   return unknownName('requirement', req, REQUIREMENTS);
 }
 
@@ -52,18 +36,9 @@ const REFS: Readonly<Record<string, readonly Kind[]>> = {
   source_addr: ['map'],
 };
 
-/** What a step's `as` makes. */
-const MAKES: Readonly<Record<string, Kind>> = {
-  create_vm: 'vm',
-  create_guest_memfd: 'fd',
-  memfd_create: 'fd',
-  dup: 'fd',
-  mmap: 'map',
-  mmap_anonymous: 'map',
-};
-
-/** Ops whose data is `hex`, or `fill` with `length`. */
-const DATA_OPS = new Set(['host_write', 'write', 'pwrite', 'direct_map_write']);
+/** What a step's `as` makes, and which ops take data (`hex`, or `fill` with `length`): the ops say. */
+const MAKES: ReadonlyMap<string, Kind> = new Map(OP_LIST.flatMap((o) => ('makes' in o && o.makes ? [[o.op, o.makes] as const] : [])));
+const DATA_OPS = new Set(OP_LIST.filter((o) => 'fill' in o.schema.shape).map((o) => o.op));
 
 class Names {
   readonly made = new Map<string, { kind: Kind; at: string }>([
@@ -116,6 +91,7 @@ function stepProblems(s: Step, at: string, names: Names): void {
   const errno = s.expect?.errno;
   if (errno !== undefined && !(errno in ERRNO) && !/^E\d+$/.test(errno))
     names.problems.push(`${at}.expect.errno: ${unknownName('errno', errno, Object.keys(ERRNO))}`);
+  names.problems.push(...expectProblems(s).map((p) => `${at}.${p}`));
   if (DATA_OPS.has(s.op)) {
     const d = s as { hex?: string; fill?: number; length?: unknown };
     if (d.hex === undefined && (d.fill === undefined || d.length === undefined)) names.problems.push(`${at}: ${s.op} needs "hex", or "fill" with "length"`);
@@ -124,7 +100,7 @@ function stepProblems(s: Step, at: string, names: Names): void {
   }
   // a step's own references come before the name it makes (dup's fd, mmap's fd)
   const as = rec.as;
-  const kind = MAKES[s.op];
+  const kind = MAKES.get(s.op);
   if (typeof as === 'string' && kind) names.define(as, kind, at);
 }
 

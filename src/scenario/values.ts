@@ -1,6 +1,6 @@
 /** Turning scenario values (ints as numbers or strings, flag lists) into uAPI numbers. */
 import { CAP, FALLOC_MODES, GUEST_MEMFD_FLAGS, MAP_FLAGS, MAP_GPA_RANGE_ATTRS, MEM_FLAGS, MEMORY_ATTRIBUTES, PROT } from '../uapi/constants.js';
-import type { IntInput } from './schema.js';
+import type { IntInput } from './fields.js';
 
 export function int(v: IntInput): bigint {
   if (typeof v === 'number') return BigInt(v);

@@ -9,10 +9,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Command } from 'commander';
 import { designsReport, formatReport, registerDesigns } from '../../src/cli/designs.js';
+import { DESIGN_FLAGS } from '../../src/design-api.js';
 import { HazardFileError, parseHazard } from '../../src/designs/hazards/schema.js';
 import { DESIGN_NAMES } from '../../src/designs/registry.js';
 import * as C from '../../src/designs/v7/constants.js';
-import { DESIGN_FLAGS } from '../../src/scenario/runner.js';
 import { kvm_userspace_memory_region2 } from '../../src/uapi/structs.js';
 import { ROOT } from '../support/files.js';
 

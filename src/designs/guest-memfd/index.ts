@@ -4,10 +4,10 @@
  * here changes what the model answers; it only adds calls that were not there.
  */
 import type { Vm } from '../../api.js';
+import type { DesignKvmOps, DesignVmOps } from '../../design-api.js';
 import { ModelKvm } from '../../model/kvm.js';
 import { DEFAULT_PROFILE, getProfile, type KernelProfile } from '../../model/profiles.js';
 import { ModelVm } from '../../model/vm.js';
-import type { DesignKvmOps, DesignVmOps } from '../../scenario/runner.js';
 import type { VmType } from '../../uapi/constants.js';
 import { backingPages, mmMigrate, mmReclaim } from '../host/hazard-ops.js';
 

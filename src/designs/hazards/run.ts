@@ -4,7 +4,8 @@
  * damage label is recorded only when its probe's observation matched.
  */
 import type { Kvm } from '../../api.js';
-import { judge, type Outcome, Session } from '../../scenario/runner.js';
+import { opDef } from '../../scenario/ops/index.js';
+import { judge, Session, type Tagged } from '../../scenario/runner.js';
 import type { Step } from '../../scenario/schema.js';
 import { createDesignKvm, DESIGN_NAMES, type DesignName } from '../registry.js';
 import { type HazardFile, type HazardStep, stepsFor } from './schema.js';
@@ -54,13 +55,12 @@ export function outcomeLabel(o: HazardOutcome): string {
 }
 
 /** What refused the step, if it was refused: the errno, the signal, or why reclaim kept the page. */
-function refusal(step: Step, o: Outcome): string | undefined {
+function refusal(t: Tagged): string | undefined {
+  const o = t.outcome;
   if (o.kind === 'errno') return o.errno;
   if (o.kind === 'fault') return o.fault.signal;
-  const v = o.value as { errno?: string; reclaim?: string } | undefined;
-  if (step.op === 'run' && v?.errno) return v.errno;
-  if (step.op === 'mm_reclaim' && v?.reclaim !== undefined && v.reclaim !== 'swapped') return v.reclaim;
-  return undefined;
+  const d = opDef(t.op);
+  return d.errno?.(o.value) ?? d.refused?.(o.value);
 }
 
 /**
@@ -83,9 +83,9 @@ export function runHazard(h: HazardFile, design: DesignName, file = `${h.name}.j
       } catch (e) {
         throw new HazardRunError(`${h.name} under ${design}: steps[${i}] (${step.op}): ${(e as Error).message}`);
       }
-      const refused = refusal(step, r.outcome);
+      const refused = refusal(r);
       if (damage !== undefined) {
-        const miss = judge(step, r.outcome);
+        const miss = judge(step, r);
         if (!miss) {
           damages.push(damage);
           results.push({ index: i, op: step.op, got: r.got, note: `damage: ${damage}` });
@@ -103,7 +103,7 @@ export function runHazard(h: HazardFile, design: DesignName, file = `${h.name}.j
         if (damages.length) break;
         return done({ kind: stage === 'precondition' ? 'prevented' : 'refused', op: step.op, index: i, by: refused });
       }
-      const miss = judge(step, r.outcome);
+      const miss = judge(step, r);
       results.push({ index: i, op: step.op, got: r.got, ...(miss && { note: miss }) });
       if (miss) throw new HazardRunError(`${h.name} under ${design}: steps[${i}] (${step.op}): ${miss}`);
     }
