@@ -3,14 +3,11 @@
  * raised before any step runs, with the nearest valid name for a misspelt one.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { test } from 'node:test';
 import { type Kvm, KvmError } from '../src/api.js';
-import { modelBackend, parseScenario, runScenario, ScenarioError, StepSchema, unmetRequirement } from '../src/scenario/index.js';
+import { modelBackend, parseScenario, runScenario, ScenarioError, unmetRequirement } from '../src/scenario/index.js';
 import { REQUIREMENTS } from '../src/scenario/requirements.js';
 import { editDistance, nearest } from '../src/scenario/suggest.js';
-import { ROOT } from './support/files.js';
 
 const sc = (steps: unknown[], extra: Record<string, unknown> = {}) => JSON.stringify({ name: 't', steps, ...extra });
 
@@ -106,25 +103,6 @@ test('every requirement the load accepts is one the runner knows', () => {
 test('a write needs hex, or fill with length (bug 7)', () => {
   assert.match(loadError(sc([{ op: 'write', fd: 0, length: 4 }])), /steps\[0\]: write needs "hex", or "fill" with "length"/);
   assert.match(loadError(sc([{ op: 'pwrite', fd: 0, offset: 0, fill: 1 }])), /steps\[0\]: pwrite needs/);
-});
-
-test('the README op table lists what the schema requires, and hex/fill for writes (bug 7)', () => {
-  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
-  const rows = readme.split('\n').filter((l) => /^\| `[a-z_0-9]+`/.test(l));
-  assert.ok(rows.length > 10, 'the op table');
-  for (const o of StepSchema.options) {
-    const op = String(o.shape.op.value);
-    const row = rows.find((r) => (r.split('|')[1] ?? '').includes(`\`${op}\``));
-    if (!row) continue; // not every op is in the README's table
-    const fields = row.split('|')[2] ?? '';
-    if (fields.includes('the first five of the above')) continue;
-    for (const [k, v] of Object.entries(o.shape)) {
-      if (k === 'op' || (v as { safeParse(x: unknown): { success: boolean } }).safeParse(undefined).success) continue;
-      if (op === 'write' || op === 'pwrite' || op === 'host_write') continue;
-      assert.ok(fields.includes(`\`${k}\``), `README row of ${op} lacks its required field ${k}: ${row}`);
-    }
-    if (['write', 'pwrite', 'host_write'].includes(op)) assert.match(fields, /`hex`.*`fill`/, `README row of ${op}: ${row}`);
-  }
 });
 
 test('friction: flag names alone, widths, big JSON numbers, unknown kernels, ops and keys', () => {

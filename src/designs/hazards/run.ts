@@ -6,7 +6,6 @@
 import type { Kvm } from '../../api.js';
 import { opDef } from '../../scenario/ops/index.js';
 import { judge, Session, type Tagged } from '../../scenario/runner.js';
-import type { Step } from '../../scenario/schema.js';
 import { createDesignKvm, DESIGN_NAMES, type DesignName } from '../registry.js';
 import { type HazardFile, type HazardStep, stepsFor } from './schema.js';
 

@@ -121,7 +121,7 @@ const eq = (a: bigint | number, b: string | number): boolean => BigInt(a) === in
 export const memoryEncryptOp = defineOp('memory_encrypt_op', {
   fields: encryptFields,
   mirrors: '`KVM_MEMORY_ENCRYPT_OP` on a VM, or with `vcpu` on that vCPU (SEV-SNP and TDX sub-commands)',
-  doc: '`cmd` (`"KVM_SEV_SNP_LAUNCH_UPDATE"`, `"KVM_TDX_INIT_MEM_REGION"`, ...), the sub-command\'s struct fields; expect `{"memory_encrypt":{"error":..,"hw_error":..,"data":{..}}}`',
+  doc: '`cmd` (`"KVM_SEV_SNP_LAUNCH_UPDATE"`, `"KVM_TDX_INIT_MEM_REGION"`, ... or a number with `vendor`), `vcpu`, `flags`, and the sub-command\'s struct fields: `vmsa_features`, `ghcb_version`, `policy`, `gfn_start`, `uaddr`, `len`, `type`, `host_data`, `hw_error`, `attributes`, `xfam`, `reserved`, `cpuid`, `gpaw` (adds CPUID 0x80000008), `rcx`, `source_addr`, `gpa`, `nr_pages`, `nent`; expect `{"memory_encrypt":{"error":..,"hw_error":..,"data":{..}}}`',
   requires: ['vm_type:snp', 'vm_type:tdx'],
   run(ctx, s) {
     const cmd = encryptCommand(ctx, s);

@@ -18,8 +18,11 @@ export function opTableMarkdown(): string {
 
 export function requirementListMarkdown(): string {
   return REQUIREMENT_TABLE.map((r) => {
-    const spelled = r.args === undefined ? `\`${r.name}\`` : r.args === 'N' ? `\`${r.name}:N\`` : r.args.map((a) => `\`${r.name}:${a}\``).join(', ');
-    const implies = r.implies ? [...new Set([...(r.args === undefined || r.args === 'N' ? [undefined] : r.args)].flatMap((a) => r.implies?.(a) ?? []))] : [];
-    return `- ${spelled}: ${r.about}${implies.length ? ` (implies ${implies.map((i) => `\`${i}\``).join(', ')})` : ''}`;
+    const args = r.args === undefined || r.args === 'N' ? [undefined] : r.args;
+    const spell = (a: string | undefined) => `\`${r.name}${a === undefined ? (r.args === 'N' ? ':N' : '') : `:${a}`}\``;
+    const implying = args.filter((a) => (r.implies?.(a) ?? []).length > 0);
+    const implied = [...new Set(implying.flatMap((a) => r.implies?.(a) ?? []))].map((i) => `\`${i}\``).join(', ');
+    const note = !implying.length ? '' : implying.length === args.length ? ` (implies ${implied})` : ` (${implying.map(spell).join(', ')} imply ${implied})`;
+    return `- ${args.map(spell).join(', ')}: ${r.about}${note}`;
   }).join('\n');
 }
