@@ -21,6 +21,7 @@ import { unmetRequirement } from '../../src/scenario/runner.js';
 import { bindableVm, kernelIn as liveKernelIn, withKvm } from '../kvm/helpers.js';
 import { kernelLacks, kvmTestIf } from './kvm-gate.js';
 import { checkedKvm } from './model.js';
+import { outcome } from './uapi.js';
 
 /** The model profiles a case runs under unless it names its own: the lab's kernels and this host's. */
 export const DEFAULT_PROFILES = ['6.12', '6.18', '7.3'] as const;
@@ -123,7 +124,9 @@ export function forEachBackend(name: string, needs: readonly string[], fn: CaseB
       try {
         fn(backend(`model ${label}`, kvm, modelVersion(profile), kvm), t);
       } finally {
-        kvm.close();
+        // a case may have closed /dev/kvm itself; a second close is EBADF on the model
+        const closed = outcome(() => kvm.close());
+        if (closed !== 'ok' && closed !== 'EBADF') throw new Error(`closing the model session: ${closed}`);
       }
     });
   }

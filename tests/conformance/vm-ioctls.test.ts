@@ -1,16 +1,16 @@
 /**
- * VM and vCPU ioctls around guest_memfd on the real kernel: VM types (§1.4), memory attributes
- * (F0/F1), KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL) (K1), KVM_PRE_FAULT_MEMORY (J). What this kernel
- * lacks is answered with its own errno, which is what these tests pin.
+ * VM and vCPU ioctls around guest_memfd, once for every backend: VM types (§1.4), memory attributes
+ * (F0/F1), KVM_ENABLE_CAP(KVM_CAP_EXIT_HYPERCALL) (K1), KVM_PRE_FAULT_MEMORY (J), and objects whose
+ * fd is closed. What a kernel lacks is answered with its own errno, which is what these tests pin.
  */
 import assert from 'node:assert/strict';
 import { KvmError } from '../../src/api.js';
 import { CAP, KVM_HC_MAP_GPA_RANGE, KVM_MEMORY_ATTRIBUTE_PRIVATE, VM_TYPE } from '../../src/uapi/constants.js';
-import { kvmTest } from '../support/kvm-gate.js';
-import { expectErrno, expectOk, PS, withKvm } from './helpers.js';
+import { forEachBackend } from '../support/conformance.js';
+import { expectErrno, expectOk, PS } from '../support/uapi.js';
 
-kvmTest('§1.4: KVM_CREATE_VM succeeds exactly for the types KVM_CAP_VM_TYPES lists, else EINVAL', () =>
-  withKvm((kvm) => {
+forEachBackend('§1.4: KVM_CREATE_VM succeeds exactly for the types KVM_CAP_VM_TYPES lists, else EINVAL', [], (b) => {
+  const kvm = b.kvm;
     const mask = kvm.checkExtension(CAP.KVM_CAP_VM_TYPES) || 1;
     for (let type = 0; type <= 6; type++) {
       if (mask & (1 << type)) expectOk(() => kvm.createVm(type).close(), `type ${type}`);
@@ -18,11 +18,10 @@ kvmTest('§1.4: KVM_CREATE_VM succeeds exactly for the types KVM_CAP_VM_TYPES li
     }
     assert.equal(kvm.createVm('default').type, 'default');
     assert.equal(VM_TYPE.default, 0);
-  }),
-);
+});
 
-kvmTest('F0/F1: KVM_SET_MEMORY_ATTRIBUTES is ENOTTY without the config, else validated in order', () =>
-  withKvm((kvm) => {
+forEachBackend('F0/F1: KVM_SET_MEMORY_ATTRIBUTES is ENOTTY without the config, else validated in order', [], (b) => {
+  const kvm = b.kvm;
     const vm = kvm.createVm();
     const set = (a: Partial<{ address: bigint; size: bigint; attributes: bigint; flags: bigint }>) =>
       vm.setMemoryAttributes({ address: 0n, size: PS, attributes: 0n, flags: 0n, ...a });
@@ -35,11 +34,10 @@ kvmTest('F0/F1: KVM_SET_MEMORY_ATTRIBUTES is ENOTTY without the config, else val
     expectErrno(() => set({ size: 0n }), 'EINVAL', 'size 0');
     expectErrno(() => set({ address: 1n }), 'EINVAL', 'unaligned');
     expectOk(() => set({}), 'attributes 0 always');
-  }),
-);
+});
 
-kvmTest('K1: KVM_ENABLE_CAP(EXIT_HYPERCALL) takes a subset of the cap value; other bits or flags are EINVAL', () =>
-  withKvm((kvm) => {
+forEachBackend('K1: KVM_ENABLE_CAP(EXIT_HYPERCALL) takes a subset of the cap value; other bits or flags are EINVAL', [], (b) => {
+  const kvm = b.kvm;
     const vm = kvm.createVm();
     const offered = vm.checkExtension(CAP.KVM_CAP_EXIT_HYPERCALL);
     const hc = 1n << BigInt(KVM_HC_MAP_GPA_RANGE);
@@ -51,11 +49,10 @@ kvmTest('K1: KVM_ENABLE_CAP(EXIT_HYPERCALL) takes a subset of the cap value; oth
     assert.equal(vm.enableCap(CAP.KVM_CAP_EXIT_HYPERCALL, [0n]), 0);
     expectErrno(() => vm.enableCap(CAP.KVM_CAP_EXIT_HYPERCALL, [1n << 11n]), 'EINVAL', 'a hypercall not offered');
     expectErrno(() => vm.enableCap(CAP.KVM_CAP_EXIT_HYPERCALL, [hc], 1), 'EINVAL', 'flags');
-  }),
-);
+});
 
-kvmTest('J: KVM_PRE_FAULT_MEMORY copies gpa/size back on error; without the cap it is EOPNOTSUPP', () =>
-  withKvm((kvm) => {
+forEachBackend('J: KVM_PRE_FAULT_MEMORY copies gpa/size back on error; without the cap it is EOPNOTSUPP', [], (b) => {
+  const kvm = b.kvm;
     const vm = kvm.createVm();
     const mem = vm.mmapAnonymous(2n * PS);
     vm.setUserMemoryRegion({ slot: 0, flags: 0, guestPhysAddr: 0n, memorySize: 2n * PS, userspaceAddr: mem.addr });
@@ -71,11 +68,10 @@ kvmTest('J: KVM_PRE_FAULT_MEMORY copies gpa/size back on error; without the cap 
       assert.equal(e.errno, 'EOPNOTSUPP');
       assert.deepEqual(e.data, { gpa: 0n, size: 2n * PS }, 'nothing was pre-faulted, and the struct says so');
     }
-  }),
-);
+});
 
-kvmTest('objects whose fd is closed answer EBADF without touching the number', () =>
-  withKvm((kvm) => {
+forEachBackend('objects whose fd is closed answer EBADF without touching the number', [], (b) => {
+  const kvm = b.kvm;
     const vm = kvm.createVm();
     const v = vm.createVcpu(0);
     v.close();
@@ -86,5 +82,4 @@ kvmTest('objects whose fd is closed answer EBADF without touching the number', (
     expectErrno(() => vm.createVcpu(1), 'EBADF');
     kvm.close();
     expectErrno(() => kvm.apiVersion(), 'EBADF');
-  }),
-);
+});
