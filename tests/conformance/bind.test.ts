@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import type { UserspaceMemoryRegion2, Vm, VmType } from '../../src/api.js';
 import { CAP, VM_TYPE } from '../../src/uapi/constants.js';
 import { type Backend, forEachBackend } from '../support/conformance.js';
+import { gmemFile } from '../support/model.js';
 import { expectErrno, expectOk, MEM_GUEST_MEMFD, MEM_LOG_DIRTY, MEM_READONLY, MiB, outcome, PS } from '../support/uapi.js';
-import { gmemFile } from '../model/helpers.js';
 
 const GPA = 0xc0000000n;
 const SIZE = 2n * MiB;
@@ -42,7 +42,10 @@ forEachBackend('E1/SMR-1: the v1 ioctl refuses KVM_MEM_GUEST_MEMFD and any flag 
         `${type} v1 flag bit ${i}`,
       );
     }
-    expectOk(() => vm.setUserMemoryRegion({ slot: 0, flags: MEM_LOG_DIRTY, guestPhysAddr: 0n, memorySize: SIZE, userspaceAddr: mem.addr }), `${type} LOG_DIRTY`);
+    expectOk(
+      () => vm.setUserMemoryRegion({ slot: 0, flags: MEM_LOG_DIRTY, guestPhysAddr: 0n, memorySize: SIZE, userspaceAddr: mem.addr }),
+      `${type} LOG_DIRTY`,
+    );
     expectOk(
       () => vm.setUserMemoryRegion({ slot: 1, flags: MEM_READONLY, guestPhysAddr: 2n * SIZE, memorySize: SIZE, userspaceAddr: mem.addr + 2n * SIZE }),
       `${type} READONLY`,
@@ -197,7 +200,11 @@ forEachBackend(
       'offset + size > i_size, overlapping the binding',
     );
     const vm2 = b.bindableVm();
-    expectErrno(() => vm2.setUserMemoryRegion2(region(g.fd, { slot: 1, guestPhysAddr: 0x100000n, memorySize: 4n * PS })), 'EINVAL', 'another VM, the same range');
+    expectErrno(
+      () => vm2.setUserMemoryRegion2(region(g.fd, { slot: 1, guestPhysAddr: 0x100000n, memorySize: 4n * PS })),
+      'EINVAL',
+      'another VM, the same range',
+    );
   },
   { profiles: ['6.12', '6.18', '7.3', 'next'] },
 );
@@ -221,7 +228,11 @@ forEachBackend(
     // 6.19, 6.18.44 (seen live) and 6.12.117; before it, clearing the flag was a flags-only change
     if (b.kernelIn('>=6.18.44 || >=6.12.117 <6.13')) {
       expectErrno(() => vm.setUserMemoryRegion2({ ...r, flags: 0 }), 'EINVAL', 'clearing GUEST_MEMFD (v2)');
-      expectErrno(() => vm.setUserMemoryRegion({ slot: 10, flags: 0, guestPhysAddr: GPA, memorySize: SIZE, userspaceAddr: 0n }), 'EINVAL', 'clearing GUEST_MEMFD (v1)');
+      expectErrno(
+        () => vm.setUserMemoryRegion({ slot: 10, flags: 0, guestPhysAddr: GPA, memorySize: SIZE, userspaceAddr: 0n }),
+        'EINVAL',
+        'clearing GUEST_MEMFD (v1)',
+      );
     }
     expectErrno(
       () => vm.setUserMemoryRegion2(region(g.fd, { slot: 1, guestPhysAddr: 0x100000000n, userspaceAddr: plain.addr })),
@@ -265,7 +276,10 @@ forEachBackend('I2: closing a bound gmem succeeds; its number is then EBADF for 
   const g = vm.createGuestMemfd({ size: 2n * SIZE, flags: 0n });
   vm.setUserMemoryRegion2(region(g.fd));
   const fd = g.fd;
-  assert.equal(outcome(() => g.close()), 'ok');
+  assert.equal(
+    outcome(() => g.close()),
+    'ok',
+  );
   expectErrno(() => vm.setUserMemoryRegion2(region(fd, { slot: 11, guestPhysAddr: 2n * GPA })), 'EBADF');
   expectErrno(() => vm.setUserMemoryRegion2(region(fd)), 'EINVAL', 'the slot is still there (immutable)');
   expectOk(() => del(vm, 10), 'the slot can still be deleted');

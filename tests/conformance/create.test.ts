@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import type { Kvm, Vm, VmType } from '../../src/api.js';
 import { getProfile } from '../../src/model/index.js';
 import { CAP, VM_TYPE } from '../../src/uapi/constants.js';
-import { type Backend, forEachBackend } from '../support/conformance.js';
-import { expectErrno, expectOk, GMEM_INIT_SHARED, GMEM_MMAP, GMEM_SHARED, KEEP, MAP_SHARED, MiB, outcome, PS, RW, TiB } from '../support/uapi.js';
 import { withKvm } from '../kvm/helpers.js';
-import { inodeOf } from '../model/helpers.js';
+import { type Backend, forEachBackend } from '../support/conformance.js';
+import { inodeOf } from '../support/model.js';
+import { expectErrno, expectOk, GMEM_INIT_SHARED, GMEM_MMAP, GMEM_SHARED, KEEP, MAP_SHARED, MiB, outcome, PS, RW, TiB } from '../support/uapi.js';
 
 /** The VM types of this kernel among default and sw_protected (KVM_CAP_VM_TYPES). */
 function vmTypes(kvm: Kvm): VmType[] {
@@ -36,7 +36,11 @@ forEachBackend(
         const flags = 1n << bit;
         expectErrno(() => vm.createGuestMemfd({ size: PS, flags }).close(), flags & supported ? 'ok' : 'EINVAL', `${type} flag bit ${bit}`);
       }
-      expectErrno(() => vm.createGuestMemfd({ size: PS, flags: GMEM_MMAP | GMEM_INIT_SHARED }).close(), supported === GMEM_SHARED ? 'ok' : 'EINVAL', `${type} MMAP|INIT_SHARED`);
+      expectErrno(
+        () => vm.createGuestMemfd({ size: PS, flags: GMEM_MMAP | GMEM_INIT_SHARED }).close(),
+        supported === GMEM_SHARED ? 'ok' : 'EINVAL',
+        `${type} MMAP|INIT_SHARED`,
+      );
       expectOk(() => vm.createGuestMemfd({ size: PS, flags: 0n }).close(), `${type} flags 0`);
       vm.close();
     }
@@ -59,19 +63,15 @@ forEachBackend('A2: INIT_SHARED without MMAP is accepted, but mmap of it is ENOD
   expectErrno(() => g.mmap(0n, PS, RW, MAP_SHARED), 'ENODEV');
 });
 
-forEachBackend(
-  'A3/GM-3: size <= 0 (as loff_t) or unaligned is EINVAL, for every supported flag set',
-  ['guest_memfd'],
-  (b) => {
-    const vm = b.kvm.createVm();
-    const bad = [0n, 1n, 2048n, PS - 1n, PS + 1n, 0xfffffffffffff000n, 1n << 63n, (1n << 64n) - 1n, 0x8000000000001000n];
-    for (const size of bad) expectErrno(() => vm.createGuestMemfd({ size, flags: 0n }), 'EINVAL', `size 0x${size.toString(16)}`);
-    const supported = BigInt(vm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD_FLAGS));
-    for (const flags of [0n, GMEM_MMAP, GMEM_SHARED].filter((f) => (f & supported) === f)) {
-      for (let size = 1n; size < PS; size++) expectErrno(() => vm.createGuestMemfd({ size, flags }), 'EINVAL', `size ${size} flags ${flags}`);
-    }
-  },
-);
+forEachBackend('A3/GM-3: size <= 0 (as loff_t) or unaligned is EINVAL, for every supported flag set', ['guest_memfd'], (b) => {
+  const vm = b.kvm.createVm();
+  const bad = [0n, 1n, 2048n, PS - 1n, PS + 1n, 0xfffffffffffff000n, 1n << 63n, (1n << 64n) - 1n, 0x8000000000001000n];
+  for (const size of bad) expectErrno(() => vm.createGuestMemfd({ size, flags: 0n }), 'EINVAL', `size 0x${size.toString(16)}`);
+  const supported = BigInt(vm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD_FLAGS));
+  for (const flags of [0n, GMEM_MMAP, GMEM_SHARED].filter((f) => (f & supported) === f)) {
+    for (let size = 1n; size < PS; size++) expectErrno(() => vm.createGuestMemfd({ size, flags }), 'EINVAL', `size ${size} flags ${flags}`);
+  }
+});
 
 forEachBackend(
   'A3: there is no upper bound: 1<<62 and 0x7ffffffffffff000 succeed (memory is allocated lazily)',
@@ -135,15 +135,19 @@ forEachBackend('A6/GM-2/GM-10: fstat: a fresh 0100600 inode per fd, st_nlink 1, 
   assert.equal(b.kvm.files.fstat(g1.fd).size, PS, 're-fstat of the first is still PS');
 });
 
-forEachBackend('A6: st_blocks is always 0, even after allocation and after host use', ['guest_memfd', 'guest_memfd_flags:mmap', 'guest_memfd_flags:init_shared'], (b) => {
-  const g = b.kvm.createVm().createGuestMemfd({ size: 16n * PS, flags: GMEM_SHARED });
-  g.fallocate(KEEP, 0n, 16n * PS);
-  assert.equal(b.kvm.files.fstat(g.fd).blocks, 0n, 'st_blocks stays 0 after allocation');
-  const m = g.mmap(0n, 16n * PS, RW, MAP_SHARED);
-  m.write(0n, new Uint8Array(8 * 4096).fill(1));
-  if (b.model) assert.ok(inodeOf(g).pages.size >= 8);
-  assert.equal(b.kvm.files.fstat(g.fd).blocks, 0n, 'and after host writes');
-});
+forEachBackend(
+  'A6: st_blocks is always 0, even after allocation and after host use',
+  ['guest_memfd', 'guest_memfd_flags:mmap', 'guest_memfd_flags:init_shared'],
+  (b) => {
+    const g = b.kvm.createVm().createGuestMemfd({ size: 16n * PS, flags: GMEM_SHARED });
+    g.fallocate(KEEP, 0n, 16n * PS);
+    assert.equal(b.kvm.files.fstat(g.fd).blocks, 0n, 'st_blocks stays 0 after allocation');
+    const m = g.mmap(0n, 16n * PS, RW, MAP_SHARED);
+    m.write(0n, new Uint8Array(8 * 4096).fill(1));
+    if (b.model) assert.ok(inodeOf(g).pages.size >= 8);
+    assert.equal(b.kvm.files.fstat(g.fd).blocks, 0n, 'and after host writes');
+  },
+);
 
 forEachBackend('A6: a 1 TiB guest_memfd reports st_size 1 TiB', ['guest_memfd'], (b) => {
   const g = b.kvm.createVm().createGuestMemfd({ size: TiB, flags: 0n });
@@ -151,7 +155,10 @@ forEachBackend('A6: a 1 TiB guest_memfd reports st_size 1 TiB', ['guest_memfd'],
 });
 
 /** The profiles of the lab's and this host's kernels, built without guest_memfd (CONFIG_KVM_GUEST_MEMFD off). */
-const WITHOUT_GMEM = ['6.8', '6.12', '6.18', '7.3'].map((base) => ({ label: `${base} without guest_memfd`, profile: { ...getProfile(base), guestMemfd: false } }));
+const WITHOUT_GMEM = ['6.8', '6.12', '6.18', '7.3'].map((base) => ({
+  label: `${base} without guest_memfd`,
+  profile: { ...getProfile(base), guestMemfd: false },
+}));
 
 // A kernel built without guest_memfd (seen live: 6.18.44-fc-v1300) answers as kvm_main.c does when
 // the #ifdef CONFIG_KVM_GUEST_MEMFD cases are compiled out: kvm_vm_ioctl has no
@@ -182,4 +189,3 @@ forEachBackend(
         : undefined,
   },
 );
-

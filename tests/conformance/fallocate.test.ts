@@ -13,9 +13,9 @@ import {
 } from '../../src/uapi/constants.js';
 import type { Backend } from '../support/conformance.js';
 import { forEachBackend } from '../support/conformance.js';
+import { inodeOf } from '../support/model.js';
 import { INVALID_PUNCH_HOLE } from '../support/selftest-tables.js';
 import { allBytes, expectErrno, expectOk, fill, GMEM_SHARED, KEEP, KEEP_PUNCH, MAP_SHARED, PS, PUNCH, RW } from '../support/uapi.js';
-import { inodeOf } from '../model/helpers.js';
 
 const T = 4n * PS;
 const SHARED_GMEM = ['guest_memfd', 'guest_memfd_flags:mmap', 'guest_memfd_flags:init_shared'];
@@ -79,16 +79,20 @@ forEachBackend('C0: offset + len past s_maxbytes is EFBIG, before the guest_memf
   expectErrno(() => g.fallocate(KEEP_PUNCH, 0n, 0x7fffffffffffffffn), 'EINVAL');
 });
 
-forEachBackend('C1/C2: without KEEP_SIZE (mode 0 included) or with any bit besides KEEP_SIZE|PUNCH_HOLE is EOPNOTSUPP, before alignment', ['guest_memfd'], (b) => {
-  const g = fresh(b);
-  expectErrno(() => g.fallocate(0, 0n, PS), 'EOPNOTSUPP');
-  expectErrno(() => g.fallocate(0, 1n, 1n), 'EOPNOTSUPP');
-  expectErrno(() => g.fallocate(0, T, PS), 'EOPNOTSUPP');
-  expectErrno(() => g.fallocate(KEEP_PUNCH | FALLOC_FL_NO_HIDE_STALE, 0n, PS), 'EOPNOTSUPP');
-  expectErrno(() => g.fallocate(KEEP_PUNCH | FALLOC_FL_NO_HIDE_STALE, 1n, 1n), 'EOPNOTSUPP');
-  expectErrno(() => g.fallocate(KEEP | FALLOC_FL_ZERO_RANGE, 1n, 1n), 'EOPNOTSUPP');
-  for (let bit = 7; bit < 31; bit++) expectErrno(() => g.fallocate(KEEP | (1 << bit), 0n, PS), 'EOPNOTSUPP', `bit ${bit}`);
-});
+forEachBackend(
+  'C1/C2: without KEEP_SIZE (mode 0 included) or with any bit besides KEEP_SIZE|PUNCH_HOLE is EOPNOTSUPP, before alignment',
+  ['guest_memfd'],
+  (b) => {
+    const g = fresh(b);
+    expectErrno(() => g.fallocate(0, 0n, PS), 'EOPNOTSUPP');
+    expectErrno(() => g.fallocate(0, 1n, 1n), 'EOPNOTSUPP');
+    expectErrno(() => g.fallocate(0, T, PS), 'EOPNOTSUPP');
+    expectErrno(() => g.fallocate(KEEP_PUNCH | FALLOC_FL_NO_HIDE_STALE, 0n, PS), 'EOPNOTSUPP');
+    expectErrno(() => g.fallocate(KEEP_PUNCH | FALLOC_FL_NO_HIDE_STALE, 1n, 1n), 'EOPNOTSUPP');
+    expectErrno(() => g.fallocate(KEEP | FALLOC_FL_ZERO_RANGE, 1n, 1n), 'EOPNOTSUPP');
+    for (let bit = 7; bit < 31; bit++) expectErrno(() => g.fallocate(KEEP | (1 << bit), 0n, PS), 'EOPNOTSUPP', `bit ${bit}`);
+  },
+);
 
 forEachBackend('GM-12/C3: every unaligned offset or len is EINVAL, for allocate and punch, even past i_size', ['guest_memfd'], (b) => {
   const g = fresh(b);
@@ -103,43 +107,51 @@ forEachBackend('GM-12/C3: every unaligned offset or len is EINVAL, for allocate 
   expectErrno(() => g.fallocate(KEEP_PUNCH, 2n * T, PS + 1n), 'EINVAL');
 });
 
-forEachBackend('C4/C5/C6: allocate at, past or straddling i_size is EINVAL, within succeeds; punch at, past or across i_size is 0, allocated or not', ['guest_memfd'], (b) => {
-  const g = fresh(b);
-  expectErrno(() => g.fallocate(KEEP, T, PS), 'EINVAL');
-  expectErrno(() => g.fallocate(KEEP, T + PS, PS), 'EINVAL');
-  expectErrno(() => g.fallocate(KEEP, T - PS, 2n * PS), 'EINVAL');
-  expectErrno(() => g.fallocate(KEEP, 0n, T + PS), 'EINVAL');
-  if (b.model) assert.equal(inodeOf(g).isPresent(3), false, 'a failed allocate allocates nothing');
-  expectOk(() => g.fallocate(KEEP_PUNCH, 0n, T), 'punch of nothing allocated');
-  expectOk(() => g.fallocate(KEEP, T - PS, PS));
-  expectOk(() => g.fallocate(KEEP, 0n, T));
-  expectOk(() => g.fallocate(KEEP, 0n, T), 'again');
-  expectOk(() => g.fallocate(KEEP_PUNCH, T, PS));
-  expectOk(() => g.fallocate(KEEP_PUNCH, T + PS, PS));
-  expectOk(() => g.fallocate(KEEP_PUNCH, T - PS, 100n * PS));
-  expectOk(() => g.fallocate(KEEP_PUNCH, 0n, 0x7ffffffffffff000n));
-  expectOk(() => g.fallocate(KEEP_PUNCH, 0n, T), 'punch again');
-});
+forEachBackend(
+  'C4/C5/C6: allocate at, past or straddling i_size is EINVAL, within succeeds; punch at, past or across i_size is 0, allocated or not',
+  ['guest_memfd'],
+  (b) => {
+    const g = fresh(b);
+    expectErrno(() => g.fallocate(KEEP, T, PS), 'EINVAL');
+    expectErrno(() => g.fallocate(KEEP, T + PS, PS), 'EINVAL');
+    expectErrno(() => g.fallocate(KEEP, T - PS, 2n * PS), 'EINVAL');
+    expectErrno(() => g.fallocate(KEEP, 0n, T + PS), 'EINVAL');
+    if (b.model) assert.equal(inodeOf(g).isPresent(3), false, 'a failed allocate allocates nothing');
+    expectOk(() => g.fallocate(KEEP_PUNCH, 0n, T), 'punch of nothing allocated');
+    expectOk(() => g.fallocate(KEEP, T - PS, PS));
+    expectOk(() => g.fallocate(KEEP, 0n, T));
+    expectOk(() => g.fallocate(KEEP, 0n, T), 'again');
+    expectOk(() => g.fallocate(KEEP_PUNCH, T, PS));
+    expectOk(() => g.fallocate(KEEP_PUNCH, T + PS, PS));
+    expectOk(() => g.fallocate(KEEP_PUNCH, T - PS, 100n * PS));
+    expectOk(() => g.fallocate(KEEP_PUNCH, 0n, 0x7ffffffffffff000n));
+    expectOk(() => g.fallocate(KEEP_PUNCH, 0n, T), 'punch again');
+  },
+);
 
-forEachBackend('C4/C5: a punched page reads back as zero through the mapping, the rest keeps its data; allocate exposes zeroes and keeps data', SHARED_GMEM, (b) => {
-  const g = fresh(b, GMEM_SHARED);
-  const m = g.mmap(0n, T, RW, MAP_SHARED);
-  g.fallocate(KEEP, 0n, T);
-  assert.ok(allBytes(m.read(0n, Number(T)), 0), 'allocated pages read as zero when first exposed');
-  m.write(0n, fill(0xaa, T));
-  if (b.model) assert.equal(inodeOf(g).pages.size, 4);
-  g.fallocate(KEEP, 0n, T);
-  assert.ok(allBytes(m.read(0n, Number(T)), 0xaa), 'allocate keeps data already there');
-  g.fallocate(KEEP_PUNCH, PS, PS);
-  if (b.model) assert.deepEqual([inodeOf(g).pages.has(1), inodeOf(g).pages.size], [false, 3], 'the punch freed that page only');
-  assert.ok(allBytes(m.read(0n, Number(PS)), 0xaa));
-  assert.ok(allBytes(m.read(PS, Number(PS)), 0));
-  assert.ok(allBytes(m.read(2n * PS, Number(2n * PS)), 0xaa));
-  g.fallocate(KEEP, 3n * PS, PS);
-  g.fallocate(KEEP_PUNCH, 3n * PS, PS);
-  g.fallocate(KEEP, 3n * PS, PS);
-  assert.ok(allBytes(m.read(3n * PS, Number(PS)), 0));
-});
+forEachBackend(
+  'C4/C5: a punched page reads back as zero through the mapping, the rest keeps its data; allocate exposes zeroes and keeps data',
+  SHARED_GMEM,
+  (b) => {
+    const g = fresh(b, GMEM_SHARED);
+    const m = g.mmap(0n, T, RW, MAP_SHARED);
+    g.fallocate(KEEP, 0n, T);
+    assert.ok(allBytes(m.read(0n, Number(T)), 0), 'allocated pages read as zero when first exposed');
+    m.write(0n, fill(0xaa, T));
+    if (b.model) assert.equal(inodeOf(g).pages.size, 4);
+    g.fallocate(KEEP, 0n, T);
+    assert.ok(allBytes(m.read(0n, Number(T)), 0xaa), 'allocate keeps data already there');
+    g.fallocate(KEEP_PUNCH, PS, PS);
+    if (b.model) assert.deepEqual([inodeOf(g).pages.has(1), inodeOf(g).pages.size], [false, 3], 'the punch freed that page only');
+    assert.ok(allBytes(m.read(0n, Number(PS)), 0xaa));
+    assert.ok(allBytes(m.read(PS, Number(PS)), 0));
+    assert.ok(allBytes(m.read(2n * PS, Number(2n * PS)), 0xaa));
+    g.fallocate(KEEP, 3n * PS, PS);
+    g.fallocate(KEEP_PUNCH, 3n * PS, PS);
+    g.fallocate(KEEP, 3n * PS, PS);
+    assert.ok(allBytes(m.read(3n * PS, Number(PS)), 0));
+  },
+);
 
 forEachBackend('C7: fallocate keeps working after the VM fd is closed, with a slot bound (PMC-6)', ['guest_memfd'], (b) => {
   const vm = b.bindableVm();

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { SEEK_END, SEEK_SET } from '../../src/uapi/constants.js';
 import { forEachBackend } from '../support/conformance.js';
+import { gmemFile } from '../support/model.js';
 import { expectErrno, expectOk, GMEM_SHARED, KEEP, KEEP_PUNCH, MAP_SHARED, MEM_GUEST_MEMFD, PS, RW } from '../support/uapi.js';
-import { gmemFile } from '../model/helpers.js';
 
 const T = 4n * PS;
 const SHARED_GMEM = ['guest_memfd', 'guest_memfd_flags:mmap', 'guest_memfd_flags:init_shared'];

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { CAP, MADV, MAP_SHARED_VALIDATE, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/uapi/constants.js';
 import { type Backend, forEachBackend } from '../support/conformance.js';
+import { inodeOf } from '../support/model.js';
 import {
   allBytes,
   expectErrno,
@@ -25,7 +26,6 @@ import {
   PS,
   RW,
 } from '../support/uapi.js';
-import { inodeOf } from '../model/helpers.js';
 
 const T = 4n * PS;
 const MMAP = ['guest_memfd', 'guest_memfd_flags:mmap'];
@@ -77,18 +77,22 @@ forEachBackend('D4: a mapping may be larger than the file or start past its end;
   assert.equal(f.offset, 0n);
 });
 
-forEachBackend('D7: PROT_EXEC is EPERM (noexec mount), before f_op->mmap (its EINVAL and ENODEV); an unaligned offset is EINVAL, before the fd', SHARED_GMEM, (b) => {
-  const g = gmem(b);
-  expectErrno(() => g.mmap(0n, T, PROT_READ | PROT_EXEC, MAP_SHARED), 'EPERM');
-  expectErrno(() => g.mmap(0n, T, RW | PROT_EXEC, MAP_SHARED), 'EPERM');
-  expectErrno(() => g.mmap(0n, T, RW | PROT_EXEC, MAP_SHARED_VALIDATE), 'EPERM');
-  expectErrno(() => g.mmap(0n, T, PROT_READ | PROT_EXEC, MAP_PRIVATE), 'EPERM');
-  expectErrno(() => gmem(b, 0n).mmap(0n, T, PROT_READ | PROT_EXEC, MAP_SHARED), 'EPERM', 'no MMAP flag');
-  expectErrno(() => g.mmap(1n, PS, RW, MAP_SHARED), 'EINVAL');
-  expectErrno(() => g.mmap(PS - 1n, PS, RW, MAP_SHARED), 'EINVAL');
-  expectErrno(() => b.kvm.files.mmap(999, 1n, PS, RW, MAP_SHARED), 'EINVAL');
-  expectErrno(() => b.kvm.files.mmap(999, 0n, PS, RW, MAP_SHARED), 'EBADF');
-});
+forEachBackend(
+  'D7: PROT_EXEC is EPERM (noexec mount), before f_op->mmap (its EINVAL and ENODEV); an unaligned offset is EINVAL, before the fd',
+  SHARED_GMEM,
+  (b) => {
+    const g = gmem(b);
+    expectErrno(() => g.mmap(0n, T, PROT_READ | PROT_EXEC, MAP_SHARED), 'EPERM');
+    expectErrno(() => g.mmap(0n, T, RW | PROT_EXEC, MAP_SHARED), 'EPERM');
+    expectErrno(() => g.mmap(0n, T, RW | PROT_EXEC, MAP_SHARED_VALIDATE), 'EPERM');
+    expectErrno(() => g.mmap(0n, T, PROT_READ | PROT_EXEC, MAP_PRIVATE), 'EPERM');
+    expectErrno(() => gmem(b, 0n).mmap(0n, T, PROT_READ | PROT_EXEC, MAP_SHARED), 'EPERM', 'no MMAP flag');
+    expectErrno(() => g.mmap(1n, PS, RW, MAP_SHARED), 'EINVAL');
+    expectErrno(() => g.mmap(PS - 1n, PS, RW, MAP_SHARED), 'EINVAL');
+    expectErrno(() => b.kvm.files.mmap(999, 1n, PS, RW, MAP_SHARED), 'EINVAL');
+    expectErrno(() => b.kvm.files.mmap(999, 0n, PS, RW, MAP_SHARED), 'EBADF');
+  },
+);
 
 forEachBackend('GM-8/D5: past i_size a read is SIGBUS at the first page past the end; nothing is returned', SHARED_GMEM, (b) => {
   const g = gmem(b, GMEM_SHARED, 2n * PS);
@@ -102,17 +106,21 @@ forEachBackend('GM-8/D5: past i_size a read is SIGBUS at the first page past the
   assert.equal(hostFault(() => m.read(3n * PS + 5n, 3)).offset, 3n * PS + 5n, 'a read starting past the end faults at its first byte');
 });
 
-forEachBackend('GM-8/D5: a write spanning i_size stores the bytes before the end, then faults (memset order); untouched pages fault in zeroed', SHARED_GMEM, (b) => {
-  const g = gmem(b);
-  const m = g.mmap(0n, 4n * T, RW, MAP_SHARED);
-  assert.ok(allBytes(m.read(0n, Number(T)), 0), 'with INIT_SHARED an untouched page faults in zeroed');
-  if (b.model) assert.equal(inodeOf(g).pages.size, 4);
-  const f = hostFault(() => m.write(0n, fill(0xaa, 4n * T)));
-  assert.equal(f.signal, 'SIGBUS');
-  assert.equal(f.offset, T);
-  assert.equal(hostFault(() => m.read(T, 1)).signal, 'SIGBUS');
-  assert.ok(allBytes(m.read(0n, Number(T)), 0xaa), 'the bytes before the faulting page were stored');
-});
+forEachBackend(
+  'GM-8/D5: a write spanning i_size stores the bytes before the end, then faults (memset order); untouched pages fault in zeroed',
+  SHARED_GMEM,
+  (b) => {
+    const g = gmem(b);
+    const m = g.mmap(0n, 4n * T, RW, MAP_SHARED);
+    assert.ok(allBytes(m.read(0n, Number(T)), 0), 'with INIT_SHARED an untouched page faults in zeroed');
+    if (b.model) assert.equal(inodeOf(g).pages.size, 4);
+    const f = hostFault(() => m.write(0n, fill(0xaa, 4n * T)));
+    assert.equal(f.signal, 'SIGBUS');
+    assert.equal(f.offset, T);
+    assert.equal(hostFault(() => m.read(T, 1)).signal, 'SIGBUS');
+    assert.ok(allBytes(m.read(0n, Number(T)), 0xaa), 'the bytes before the faulting page were stored');
+  },
+);
 
 forEachBackend('GM-9/D5: without INIT_SHARED every host access faults at its first byte, even after fallocate', MMAP, (b) => {
   const g = gmem(b, GMEM_MMAP);
@@ -123,7 +131,12 @@ forEachBackend('GM-9/D5: without INIT_SHARED every host access faults at its fir
   assert.equal(hostFault(() => m.read(0n, 1)).offset, 0n);
   assert.equal(hostFault(() => m.write(PS + 7n, Uint8Array.of(1))).offset, PS + 7n);
   g.fallocate(KEEP, 0n, T);
-  for (let i = 0n; i < 4n; i++) assert.equal(outcome(() => m.read(i * PS, 1)), 'SIGBUS', `page ${i} after fallocate`);
+  for (let i = 0n; i < 4n; i++)
+    assert.equal(
+      outcome(() => m.read(i * PS, 1)),
+      'SIGBUS',
+      `page ${i} after fallocate`,
+    );
   if (b.model) assert.equal(inodeOf(g).pages.size, 0);
 });
 

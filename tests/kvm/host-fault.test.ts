@@ -14,10 +14,9 @@ import { join } from 'node:path';
 import { HostFault } from '../../src/api.js';
 import { type KvmMapping, type KvmSystem, openKvm } from '../../src/kvm/index.js';
 import { sys } from '../../src/kvm/sys.js';
-import { PROT_READ } from '../../src/uapi/constants.js';
 import { IOCTL } from '../../src/uapi/ioctls.js';
 import { kvmTest, kvmTestIf, SHARED_GMEM } from '../support/kvm-gate.js';
-import { expectErrno, GMEM_MMAP, GMEM_SHARED, hostFault, KEEP, MAP_SHARED, outcome, PS, RW, withKvm } from './helpers.js';
+import { GMEM_MMAP, GMEM_SHARED, hostFault, MAP_SHARED, outcome, PS, RW, withKvm } from './helpers.js';
 
 /** The same file range mapped again, but accessed kernel-checked (as for a file of unknown flags). */
 function checkedTwin(kvm: KvmSystem, fd: number, offset: bigint, length: bigint): KvmMapping {

@@ -6,9 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { getProfile, hostProfile } from '../../src/model/index.js';
+import { hostProfile } from '../../src/model/index.js';
 import { CAP } from '../../src/uapi/constants.js';
-import { expectErrno, expectOk, GMEM_INIT_SHARED, GMEM_MMAP, gmemFile, inodeOf, KEEP, MiB, PS, setup, TiB } from './helpers.js';
+import { expectErrno, gmemFile, PS, setup } from './helpers.js';
 
 test('A6: the return value is a new fd (the lowest free one, never 0), each create a distinct fd', () => {
   const { kvm, vm } = setup('6.18');

@@ -6,15 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { getProfile } from '../../src/model/index.js';
-import {
-  FALLOC_FL_COLLAPSE_RANGE,
-  FALLOC_FL_INSERT_RANGE,
-  FALLOC_FL_NO_HIDE_STALE,
-  FALLOC_FL_UNSHARE_RANGE,
-  FALLOC_FL_ZERO_RANGE,
-} from '../../src/uapi/constants.js';
-import { INVALID_PUNCH_HOLE } from '../support/selftest-tables.js';
-import { allBytes, bindGmem, expectErrno, expectOk, fill, hlt, inodeOf, KEEP, KEEP_PUNCH, PS, PUNCH, read, runProgram, setup, TiB, write } from './helpers.js';
+import { bindGmem, expectErrno, hlt, inodeOf, KEEP, KEEP_PUNCH, PS, read, runProgram, setup, TiB, write } from './helpers.js';
 
 const T = 4n * PS;
 

@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bindGmem, expectErrno, expectOk, GMEM_MMAP, gmemFile, KEEP, KEEP_PUNCH, PS, setup } from './helpers.js';
+import { expectErrno, PS, setup } from './helpers.js';
 
 const T = 4n * PS;
 

@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { HostFault } from '../../src/api.js';
-import { MADV, MAP_PRIVATE, MAP_SHARED, MAP_SHARED_VALIDATE, MPOL, PROT_EXEC, PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/uapi/constants.js';
-import { allBytes, errnoOf, expectErrno, expectOk, fill, GMEM_INIT_SHARED, GMEM_MMAP, inodeOf, KEEP, KEEP_PUNCH, MiB, PS, setup } from './helpers.js';
+import { MPOL, PROT_READ, PROT_WRITE } from '../../src/uapi/constants.js';
+import { expectErrno, expectOk, fill, GMEM_INIT_SHARED, GMEM_MMAP, KEEP_PUNCH, PS, setup } from './helpers.js';
 
 const T = 4n * PS;
 const RW = PROT_READ | PROT_WRITE;
@@ -18,7 +18,7 @@ function gmem(kernel = '6.18', flags = SHARED_FLAGS, size = T) {
 }
 
 /** The HostFault a host access raises. */
-function hostFault(fn: () => unknown): HostFault {
+function _hostFault(fn: () => unknown): HostFault {
   try {
     fn();
   } catch (e) {
