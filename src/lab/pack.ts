@@ -18,8 +18,8 @@ import { requirePrereqs, which } from './prereq.js';
 const BASE_FORMAT = 'base/1';
 /** Where the app lives inside the VM. */
 export const APP = '/app';
-/** The test folders under dist/tests the VM gets: the kvm backend's tests and their support code. */
-export const KVM_TEST_DIRS = ['kvm', 'support'] as const;
+/** The test folders under dist/tests the VM gets: the kvm backend's tests, the conformance suites and their support code. */
+export const KVM_TEST_DIRS = ['kvm', 'conformance', 'support'] as const;
 /** The serial port the driver writes JSON lines to (the console is ttyS0). */
 export const DATA_PORT = '/dev/ttyS1';
 

@@ -4,9 +4,12 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
+import type { Kvm } from '../../src/api.js';
 import { countOpenFds, ownedCounts, probeCaps } from '../../src/kvm/index.js';
+import { createModelKvm } from '../../src/model/index.js';
+import { CAP } from '../../src/uapi/constants.js';
 import { kvmTest } from '../support/kvm-gate.js';
-import { kernelIn, outcome, withKvm } from './helpers.js';
+import { kernelIn, outcome, PS, withKvm } from './helpers.js';
 
 kvmTest('probeCaps: JSON-able, consistent, read-only', () =>
   withKvm((kvm) => {
@@ -61,3 +64,18 @@ kvmTest('probeCaps with guest: long mode, memory and MMIO work; hypercall forwar
     t.diagnostic(`guest: ${JSON.stringify(g)}`);
   }),
 );
+
+kvmTest("the host profile follows this kernel's KVM_CAP_GUEST_MEMFD, and the model under it creates a guest_memfd exactly when the kernel does", async () => {
+  const has = withKvm((kvm) => kvm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD));
+  const { kvmBackend } = await import('../../src/cli/kvm-backend.js');
+  const profile = (await kvmBackend()).hostProfile();
+  assert.equal(profile.guestMemfd, has !== 0, `the host profile follows KVM_CAP_GUEST_MEMFD = ${has}`);
+  const model = createModelKvm({ kernel: profile });
+  try {
+    const create = (k: Kvm) => outcome(() => k.createVm().createGuestMemfd({ size: PS, flags: 0n }).close());
+    assert.equal(create(model), withKvm(create), 'KVM_CREATE_GUEST_MEMFD: the model (host profile) and /dev/kvm');
+    assert.equal(create(model), has ? 'ok' : 'ENOTTY');
+  } finally {
+    model.close();
+  }
+});

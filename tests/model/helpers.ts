@@ -6,11 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import type { GuestMemfd, GuestProgram, UserspaceMemoryRegion2, Vcpu, VcpuExit, Vm, VmType } from '../../src/api.js';
-import type { GmemFile, GmemInode } from '../../src/model/guest-memfd.js';
 import { getProfile, hostProfile, type KernelProfile, type ModelKvm } from '../../src/model/index.js';
 import type { VcpuFile } from '../../src/model/vcpu.js';
 import type { KvmVm } from '../../src/model/vm.js';
-import { checkedKvm, errnoOf } from '../support/model.js';
+import { checkedKvm, errnoOf, gmemFile, inodeOf } from '../support/model.js';
 
 export const PS = 4096n;
 export const KiB = 1024n;
@@ -29,7 +28,7 @@ export const KEEP = 0x01;
 export const PUNCH = 0x02;
 export const KEEP_PUNCH = KEEP | PUNCH;
 
-export { checkedKvm, errnoOf };
+export { checkedKvm, errnoOf, gmemFile, inodeOf };
 
 /** assert that fn fails with exactly `errno` (or, for host accesses, the signal). */
 export function expectErrno(fn: () => unknown, errno: string, msg?: string): void {
@@ -70,14 +69,6 @@ export function setup(kernel: string | KernelProfile = '6.18', type: VmType = 'd
   const vm = kvm.createVm(type);
   const k = kvm.vms[kvm.vms.length - 1] as KvmVm;
   return { kvm, vm, k };
-}
-
-export function gmemFile(g: GuestMemfd): GmemFile {
-  return (g as unknown as { file: GmemFile }).file;
-}
-
-export function inodeOf(g: GuestMemfd): GmemInode {
-  return gmemFile(g).inode;
 }
 
 export function vcpuFile(kvm: ModelKvm, vcpu: Vcpu): VcpuFile {

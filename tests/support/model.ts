@@ -2,6 +2,8 @@
  * Test support for the model: a KVM whose every call, on every object it hands out, is followed by
  * the invariant checker. A test that breaks an invariant fails at the call that broke it.
  */
+import type { GuestMemfd } from '../../src/api.js';
+import type { GmemFile, GmemInode } from '../../src/model/guest-memfd.js';
 import { checkInvariants, createModelKvm, type ModelKvm } from '../../src/model/index.js';
 
 export class InvariantError extends Error {
@@ -55,4 +57,14 @@ export function errnoOf(fn: () => unknown): string {
     if (err.signal) return err.signal;
     throw e;
   }
+}
+
+/** The model's file behind a GuestMemfd handle. */
+export function gmemFile(g: GuestMemfd): GmemFile {
+  return (g as unknown as { file: GmemFile }).file;
+}
+
+/** The model's inode behind a GuestMemfd handle. */
+export function inodeOf(g: GuestMemfd): GmemInode {
+  return gmemFile(g).inode;
 }
