@@ -16,6 +16,8 @@ export class Context {
   readonly vcpus = new Map<Vm, Map<number, Vcpu>>();
   /** names whose fd a close step already closed */
   readonly closed = new Set<string>();
+  /** vCPUs a run step gave a program: a run without one resumes it */
+  readonly loaded = new Set<Vcpu>();
   constructor(readonly kvm: Kvm) {
     this.objs.set('kvm', { kind: 'kvm' });
   }

@@ -50,6 +50,10 @@ export const run = defineOp('run', {
         }
       }
       vcpu.load(p);
+      ctx.loaded.add(vcpu);
+    } else if (!ctx.loaded.has(vcpu)) {
+      // a scenario problem, not a kernel answer: there is nothing to resume (a shrunk sequence can lose the loading step)
+      throw new ScenarioError(`run: vCPU ${s.vcpu} has no program yet: the first run of a vCPU gives "program"`);
     }
     return vcpu.run(s.hypercall_ret === undefined ? {} : { hypercallRet: u64(s.hypercall_ret) });
   },
