@@ -180,7 +180,7 @@ kvmTest('without guest_memfd: KVM_CREATE_GUEST_MEMFD is ENOTTY, a GUEST_MEMFD sl
     t.skip(`kernel ${release()} has guest_memfd (KVM_CAP_GUEST_MEMFD ${has}): this test is for kernels built without it`);
     return;
   }
-  const { kvmBackend } = await import('../../src/cli/kvm-backend.js');
+  const { kvmBackend } = await import('../../src/backends/kvm.js');
   const { createModelKvm } = await import('../../src/model/index.js');
   const profile = (await kvmBackend()).hostProfile();
   assert.equal(profile.guestMemfd, false, 'the host profile follows KVM_CAP_GUEST_MEMFD = 0');
