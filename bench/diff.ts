@@ -42,7 +42,7 @@ if (avail.ok) {
   const gmem = probe.checkExtension(CAP.KVM_CAP_GUEST_MEMFD) > 0;
   probe.close();
   // the candidate follows this kernel's answers (the 'host' profile), as `guestmem diff` does
-  const { kvmBackend } = await import('../src/cli/kvm-backend.js');
+  const { kvmBackend } = await import('../src/backends/kvm.js');
   const host = (await kvmBackend()).hostProfile();
   const kv = rate({ name: 'kvm', open: () => openKvm('/dev/kvm', { hostAccess: 'kernel-checked' }) }, count(150, 2), gmem, {
     name: 'model',

@@ -6,6 +6,7 @@
  * with SIGBUS or a machine check is a HostFault.
  */
 
+import type { Sha384Factory } from './measure/hash.js';
 import { PROT_READ, PROT_WRITE, type VmType } from './uapi/constants.js';
 import { ERRNO, type ErrnoName, errnoName } from './uapi/errno.js';
 
@@ -245,6 +246,8 @@ export interface Kvm {
   readonly files: FileOps;
   /** The host kernel's own accesses to guest memory (model only: the kvm backend cannot make them safely). */
   readonly hostKernel?: HostKernelAccess;
+  /** What a confidential launch needs beyond the uAPI (model only: see LaunchAccess). */
+  readonly launch?: LaunchAccess;
   close(): void;
 }
 
@@ -325,6 +328,27 @@ export interface MemoryEncryptResult {
 export interface HostKernelAccess {
   directMapRead(fd: number, offset: bigint, len: number): Uint8Array;
   directMapWrite(fd: number, offset: bigint, data: Uint8Array): void;
+}
+
+/** The vCPU state an SNP VMSA is built from, as QEMU sets it before KVM_SEV_SNP_LAUNCH_UPDATE of the VMSAs. */
+export interface SnpVcpuState {
+  /** CS.base (KVM_SET_SREGS) */
+  readonly csBase?: bigint;
+  /** RIP (KVM_SET_REGS) */
+  readonly rip?: bigint;
+  /** RDX: the CPUID signature */
+  readonly rdx?: bigint;
+}
+
+/**
+ * What the VMM launch flows (vmm/launch.ts) need that the uAPI does not give the model: the vCPU
+ * state an SNP VMSA is built from (QEMU sets it with KVM_SET_REGS/SREGS/CPUID2, which the model
+ * lacks), and the launch digest (SNP MEASUREMENT, TDX MRTD), which no uAPI gives the host (the
+ * guest's attestation report carries it). Both throw for an object that is not the model's.
+ */
+export interface LaunchAccess {
+  setSnpVcpuRegs(vcpu: Vcpu, regs: SnpVcpuState): void;
+  launchDigest(vm: Vm, sha384: Sha384Factory): Uint8Array;
 }
 
 /** The reserved guest code region both backends use (DESIGN.md, scenario/). */

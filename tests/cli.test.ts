@@ -161,7 +161,7 @@ test('diff --batch: a bad batch file is one line on stderr, exit 2; --lab with a
 
 kvmTest('diff --batch on /dev/kvm: a JSON line per sequence, then the summary', async () => {
   const { generateBatch } = await import('../src/diff/index.js');
-  const { kvmBackend } = await import('../src/cli/kvm-backend.js');
+  const { kvmBackend } = await import('../src/backends/kvm.js');
   const { createModelKvm } = await import('../src/model/index.js');
   const profile = (await kvmBackend()).hostProfile();
   const batch = generateBatch({

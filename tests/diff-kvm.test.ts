@@ -4,7 +4,7 @@
  * counterexample in the message; replaying it is `guestmem diff --replay FILE`.
  */
 import assert from 'node:assert/strict';
-import { kvmBackend } from '../src/cli/kvm-backend.js';
+import { kvmBackend } from '../src/backends/kvm.js';
 import { runCampaign } from '../src/diff/index.js';
 import { countOpenFds, openKvm } from '../src/kvm/index.js';
 import { createModelKvm } from '../src/model/index.js';

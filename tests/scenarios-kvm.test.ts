@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { release } from 'node:os';
 import { relative } from 'node:path';
-import { kvmBackend } from '../src/cli/kvm-backend.js';
+import { kvmBackend } from '../src/backends/kvm.js';
 import { countOpenFds, openKvm } from '../src/kvm/index.js';
 import { inKernelRange, parseKernelRange, parseScenario, releaseVersion, runScenario, type ScenarioResult, unmetRequirement } from '../src/scenario/index.js';
 import { ROOT, SCENARIOS, scenarioFiles } from './support/files.js';

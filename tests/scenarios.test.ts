@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { describe, test } from 'node:test';
-import { kvmBackend } from '../src/cli/kvm-backend.js';
+import { kvmBackend } from '../src/backends/kvm.js';
 import { DESIGNS } from '../src/designs/registry.js';
 import { modelBackend, parseScenario, runScenario } from '../src/scenario/index.js';
 import { ROOT, SCENARIOS, scenarioFiles } from './support/files.js';

@@ -1,7 +1,8 @@
 /** `guestmem caps`: the model's capabilities beside the live kernel's. */
+
+import { loadKvmModule, probe } from '../backends/kvm.js';
 import { createModelKvm, getProfile, hostProfile, type ProbedCaps } from '../model/index.js';
 import { CAP, GUEST_MEMFD_FLAGS, VM_TYPE } from '../uapi/constants.js';
-import { loadKvmModule, probe } from './kvm-backend.js';
 import { UserError } from './run.js';
 
 function vmTypes(mask: number): string {

@@ -6,6 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
 import { KvmError, type VmType } from '../api.js';
+import { kvmBackend, loadKvmModule } from '../backends/kvm.js';
 import {
   type CampaignResult,
   counterexampleScenario,
@@ -21,7 +22,6 @@ import {
 } from '../diff/index.js';
 import { createModelKvm, getProfile, type KernelProfile, PROFILE_NAMES } from '../model/index.js';
 import { type Backend, modelBackend, parseScenario, Session, type Step, unmetRequirement } from '../scenario/index.js';
-import { kvmBackend, loadKvmModule } from './kvm-backend.js';
 import { UserError } from './run.js';
 
 export interface DiffOptions {

@@ -4,6 +4,7 @@
  * stack trace (GUESTMEM_DEBUG=1 adds it for an internal error, which exits 1).
  */
 import type { Command } from 'commander';
+import { KvmUnavailable } from '../backends/kvm.js';
 import { printable } from '../scenario/load.js';
 import { ScenarioError } from '../scenario/values.js';
 
@@ -26,7 +27,8 @@ export function oneLineErrors(cmd: Command, name = cmd.name()): void {
 
 /** Print an error that reached the top of the command; returns the exit status. */
 export function reportError(e: unknown, write: (s: string) => void = (s) => process.stderr.write(s)): number {
-  if (e instanceof UserError || e instanceof ScenarioError) {
+  // KvmUnavailable: --backend kvm where this machine cannot run it, which the user can change
+  if (e instanceof UserError || e instanceof ScenarioError || e instanceof KvmUnavailable) {
     write(`guestmem: ${oneLine(e.message)}\n`);
     return 2;
   }

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { KvmError } from '../api.js';
+import { kvmBackend, loadKvmModule } from '../backends/kvm.js';
 import { DESIGNS } from '../designs/registry.js';
 import { PROFILE_NAMES } from '../model/index.js';
 import { modelBackend } from '../scenario/index.js';
@@ -11,7 +12,6 @@ import { runDemo, runKvmDemo } from './demo.js';
 import { registerDesigns } from './designs.js';
 import { runDiff } from './diff.js';
 import { oneLineErrors, reportError } from './errors.js';
-import { kvmBackend, loadKvmModule } from './kvm-backend.js';
 import { registerLab } from './lab.js';
 import { registerMeasure } from './measure.js';
 import { modelProfile } from './profile.js';

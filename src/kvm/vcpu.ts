@@ -11,7 +11,7 @@
  * (KvmError('KVM_PRE_FAULT_MEMORY', 'EINTR')).
  */
 import { type GuestProgram, KvmError, type PreFaultMemory, type RunOptions, type Vcpu, type VcpuExit } from '../api.js';
-import { LONG_MODE, type LoadedProgram, opIndexAt } from '../guest/x86.js';
+import { type HypercallInsn, LONG_MODE, type LoadedProgram, opIndexAt } from '../guest/x86.js';
 import { KVM_EXIT, KVM_EXIT_IO_IN, MAP_SHARED, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
 import { ERRNO, errnoName } from '../uapi/errno.js';
 import { IOCTL } from '../uapi/ioctls.js';
@@ -19,9 +19,10 @@ import { decode, encode, scalar } from '../uapi/layout.js';
 import * as S from '../uapi/structs.js';
 import { IOCTL_X86, KVM_EXIT_INTR, kvm_regs, kvm_sregs, type SEGMENTS } from '../uapi/x86.js';
 import { check } from './check.js';
+import type { CodeSlot } from './code-slot.js';
 import { adoptFd, adoptMapping, type FdOwner, releaseFd, releaseMapping } from './fd-table.js';
+import type { Session } from './session.js';
 import { MAP_FAILED, sys } from './sys.js';
-import type { KvmVm } from './vm.js';
 import { RunWatchdog } from './watchdog.js';
 
 const EXIT_REASON = S.kvm_run.fields.exit_reason.offset;
@@ -36,10 +37,22 @@ const EXIT_NAMES: Record<number, string> = Object.fromEntries(Object.entries(KVM
 /** What the last exit left for KVM to finish on the next KVM_RUN (complete_userspace_io). */
 type Pending = 'io' | 'mmio-read' | 'mmio-write' | 'hypercall' | undefined;
 
+/**
+ * What a vCPU uses of the VM that created it (KvmVm). An interface, not the class, so that imports
+ * run one way, system -> vm -> vcpu.
+ */
+export interface VcpuParent {
+  readonly system: { readonly session: Session; vcpuMmapSize(): number; supportedCpuid(): Uint8Array };
+  codeSlot(): CodeSlot;
+  readonly hypercallInsn: HypercallInsn;
+  /** @internal the vCPU closed: the VM may be gone with it */
+  vcpuClosed(v: KvmVcpu): void;
+}
+
 export class KvmVcpu implements Vcpu, FdOwner {
   readonly id: number;
   readonly fd: number;
-  readonly vm: KvmVm;
+  readonly vm: VcpuParent;
   private runAddr: bigint | undefined;
   private readonly runSize: number;
   /** the kvm_run page; valid until close() unmaps it, and never handed out */
@@ -55,7 +68,7 @@ export class KvmVcpu implements Vcpu, FdOwner {
   private readonly regsBuf = new Uint8Array(kvm_regs.size);
   private readonly sregsBuf = new Uint8Array(kvm_sregs.size);
 
-  constructor(vm: KvmVm, id: number, fd: number) {
+  constructor(vm: VcpuParent, id: number, fd: number) {
     this.vm = vm;
     this.id = id;
     this.fd = fd;
@@ -82,7 +95,7 @@ export class KvmVcpu implements Vcpu, FdOwner {
   load(program: GuestProgram): void {
     this.live('load');
     const slot = this.vm.codeSlot();
-    this.region ??= this.vm.allocRegion();
+    this.region ??= slot.allocRegion();
     this.completePending();
     const loaded = slot.image.load(this.region, program, { hypercall: this.vm.hypercallInsn });
     const s = sys();

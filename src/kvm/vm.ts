@@ -2,14 +2,11 @@
  * A VM fd (KVM_CREATE_VM). One method per VM ioctl, each passing the caller's values through the
  * uapi layouts unchanged and returning the kernel's errno unchanged.
  *
- * The VM object owns its vCPUs and the reserved code slot (an anonymous mapping bound as memslot
- * CODE_SLOT on first Vcpu.load), and releases them in close(). It does not own guest_memfds: they
- * are separate files, and closing the VM fd leaves them open (KERNEL-SPEC I1).
+ * The VM object owns its vCPUs and the reserved code slot (code-slot.ts, bound on first
+ * Vcpu.load), and releases them in close(). It does not own guest_memfds: they are separate files,
+ * and closing the VM fd leaves them open (KERNEL-SPEC I1).
  */
 import {
-  CODE_GPA,
-  CODE_SIZE,
-  CODE_SLOT,
   type CreateGuestMemfd,
   KvmError,
   type MemoryAttributes,
@@ -18,39 +15,46 @@ import {
   type Vm,
   type VmType,
 } from '../api.js';
-import { CodeSlotImage, type HypercallInsn, REGION_COUNT } from '../guest/x86.js';
-import { MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
+import type { HypercallInsn } from '../guest/x86.js';
 import { IOCTL } from '../uapi/ioctls.js';
 import { encode } from '../uapi/layout.js';
 import * as S from '../uapi/structs.js';
 import { check } from './check.js';
+import { CodeSlot } from './code-slot.js';
 import { adoptFd, type FdOwner, releaseFd } from './fd-table.js';
+import type { KvmFiles } from './files.js';
 import { KvmGuestMemfd } from './guest-memfd.js';
-import { KvmMapping } from './mapping.js';
+import type { KvmMapping } from './mapping.js';
+import type { Session } from './session.js';
 import { sys } from './sys.js';
-import type { KvmSystem } from './system.js';
-import { KvmVcpu } from './vcpu.js';
+import { KvmVcpu, type VcpuParent } from './vcpu.js';
 
-/** The code slot: its mapping, and the page tables and programs written into it. */
-interface CodeSlot {
-  readonly mapping: KvmMapping;
-  readonly image: CodeSlotImage;
+/**
+ * What a VM uses of the /dev/kvm that created it (KvmSystem). An interface, not the class, so that
+ * imports run one way, system -> vm -> vcpu.
+ */
+export interface VmParent {
+  readonly session: Session;
+  readonly files: KvmFiles;
+  mmapAnonymous(length: bigint): KvmMapping;
+  cpuVendor(): string;
+  vcpuMmapSize(): number;
+  supportedCpuid(): Uint8Array;
 }
 
-export class KvmVm implements Vm, FdOwner {
+export class KvmVm implements Vm, FdOwner, VcpuParent {
   readonly fd: number;
   readonly type: VmType;
-  readonly system: KvmSystem;
+  readonly system: VmParent;
   private fdOpen = true;
   private closed = false;
   private readonly vcpus = new Set<KvmVcpu>();
   private slot: CodeSlot | undefined;
-  private nextRegion = 0;
   // Reused argument buffers: memslot and gmem ioctls are the hot ones (PERFORMANCE.md §5).
   private readonly regionBuf = new Uint8Array(S.kvm_userspace_memory_region2.size);
   private readonly gmemBuf = new Uint8Array(S.kvm_create_guest_memfd.size);
 
-  constructor(fd: number, type: VmType, system: KvmSystem) {
+  constructor(fd: number, type: VmType, system: VmParent) {
     this.fd = fd;
     this.type = type;
     this.system = system;
@@ -163,7 +167,7 @@ export class KvmVm implements Vm, FdOwner {
     this.system.session.untrack(this);
     const errors: unknown[] = [];
     try {
-      this.slot?.mapping.unmap();
+      this.slot?.unmap();
     } catch (e) {
       errors.push(e);
     }
@@ -184,34 +188,8 @@ export class KvmVm implements Vm, FdOwner {
   codeSlot(): CodeSlot {
     if (this.slot) return this.slot;
     this.live('KVM_SET_USER_MEMORY_REGION2');
-    const s = sys();
-    const mapping = KvmMapping.map(CODE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0n, () => ({
-      kind: 'anon',
-    }));
-    try {
-      this.setUserMemoryRegion2({
-        slot: CODE_SLOT,
-        flags: 0,
-        guestPhysAddr: CODE_GPA,
-        memorySize: CODE_SIZE,
-        userspaceAddr: mapping.addr,
-        guestMemfd: 0,
-        guestMemfdOffset: 0n,
-      });
-    } catch (e) {
-      mapping.unmap();
-      throw e;
-    }
-    // The view lives exactly as long as the mapping: both are dropped together in close().
-    const image = new CodeSlotImage(new Uint8Array(s.view(mapping.addr, Number(CODE_SIZE))), CODE_GPA);
-    this.slot = { mapping, image };
+    this.slot = CodeSlot.create(this);
     return this.slot;
-  }
-
-  /** A program region of the code slot for a vCPU's programs. */
-  allocRegion(): number {
-    if (this.nextRegion >= REGION_COUNT) throw new RangeError(`at most ${REGION_COUNT} vCPUs of one VM can load programs`);
-    return this.nextRegion++;
   }
 
   /** @internal a vCPU closed */

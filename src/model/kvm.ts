@@ -2,14 +2,16 @@
  * /dev/kvm (virt/kvm/kvm_main.c kvm_dev_ioctl): the system fd, KVM_CREATE_VM and system-scope
  * KVM_CHECK_EXTENSION. One ModelKvm is one process with /dev/kvm open.
  */
-import type { FileOps, HostKernelAccess, HostMapping, Kvm, Vm } from '../api.js';
+import type { FileOps, HostKernelAccess, HostMapping, Kvm, LaunchAccess, Vm } from '../api.js';
 import { KVM_API_VERSION, PROT_READ, PROT_WRITE, VM_TYPE, VM_TYPE_NAMES, type VmType } from '../uapi/constants.js';
 import { checkExtension } from './caps.js';
 import { type FMode, fail, ModelFile, type StatFields } from './file.js';
-import { hostKernelAccess } from './platforms/index.js';
+import { hostKernelAccess, launchDigest, setSnpVcpuRegs } from './platforms/index.js';
 import { ModelProcess } from './process.js';
 import type { KernelProfile } from './profiles.js';
 import { KvmVm, ModelVm, VmFile } from './vm.js';
+
+const LAUNCH: LaunchAccess = { setSnpVcpuRegs, launchDigest };
 
 /** The /dev/kvm character device: opened with open(2), so seekable (noop_llseek), but unreadable. */
 class KvmDevFile extends ModelFile {
@@ -90,6 +92,11 @@ export class ModelKvm implements Kvm {
   /** The host kernel's direct-map accesses to guest memory (confidential computing, issue 5). */
   get hostKernel(): HostKernelAccess {
     return hostKernelAccess(this.proc);
+  }
+
+  /** The launch flows' way to the platform state no uAPI reaches (api.ts LaunchAccess). */
+  get launch(): LaunchAccess {
+    return LAUNCH;
   }
 
   close(): void {

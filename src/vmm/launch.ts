@@ -15,11 +15,11 @@
  * from measure/'s launch plans, so that tests/coco/launch.test.ts compares two derivations: the
  * digest the model's measurement log folds to, and measure/'s.
  *
- * The launch digest is read out of the model (launchDigest): no uAPI gives the host an SNP
- * MEASUREMENT or a TDX MRTD (the guest's attestation report carries them), so on the kvm backend
- * the flow runs but cannot return one.
+ * The launch digest is read out of the model (Kvm.launch, api.ts LaunchAccess): no uAPI gives
+ * the host an SNP MEASUREMENT or a TDX MRTD (the guest's attestation report carries them), so on
+ * the kvm backend the flow runs but cannot return one.
  */
-import type { GuestMemfd, HostMapping, Kvm, MemoryEncryptCommand, MemoryEncryptResult, Vcpu, Vm } from '../api.js';
+import type { GuestMemfd, HostMapping, Kvm, LaunchAccess, MemoryEncryptCommand, MemoryEncryptResult, Vcpu, Vm } from '../api.js';
 import {
   imageGpa,
   parseOvmf,
@@ -35,7 +35,6 @@ import {
   TDVF_ATTR,
   TDVF_SECTION,
 } from '../measure/index.js';
-import { launchDigest, setSnpVcpuRegs } from '../model/index.js';
 import { KVM_SEV_SNP_PAGE_TYPE, KVM_TDX_MEASURE_MEMORY_REGION, SNP_POLICY, SVM_SEV_FEAT } from '../uapi/coco.js';
 import { KVM_MEM_GUEST_MEMFD, KVM_MEMORY_ATTRIBUTE_PRIVATE, PAGE_SIZE_N } from '../uapi/constants.js';
 
@@ -161,8 +160,8 @@ export function launchSnp(kvm: Kvm, firmware: Uint8Array, opts: SnpLaunchOptions
   for (let i = 0; i < opts.vcpus; i++) {
     const v = vm.createVcpu(i);
     // QEMU: every vCPU's RDX is its CPUID signature; APs start at the OVMF SEV-ES reset vector
-    if (i === 0) setSnpVcpuRegs(v, { rdx: BigInt(vcpuSig) });
-    else setSnpVcpuRegs(v, { rdx: BigInt(vcpuSig), csBase: BigInt(apEip & 0xffff0000), rip: BigInt(apEip & 0xffff) });
+    if (i === 0) launchAccess(kvm).setSnpVcpuRegs(v, { rdx: BigInt(vcpuSig) });
+    else launchAccess(kvm).setSnpVcpuRegs(v, { rdx: BigInt(vcpuSig), csBase: BigInt(apEip & 0xffff0000), rip: BigInt(apEip & 0xffff) });
     vcpus.push(v);
   }
 
@@ -211,7 +210,7 @@ export function launchSnp(kvm: Kvm, firmware: Uint8Array, opts: SnpLaunchOptions
   }
 
   op({ id: 'KVM_SEV_SNP_LAUNCH_FINISH' }, 'finish');
-  return { vm, vcpus, digest: sha384 ? modelDigest(vm, sha384) : undefined, calls, memory: [fw, ram] };
+  return { vm, vcpus, digest: sha384 ? modelDigest(kvm, vm, sha384) : undefined, calls, memory: [fw, ram] };
 }
 
 const SEV_SECTION_LABEL: Readonly<Record<number, string>> = {
@@ -284,14 +283,20 @@ export function launchTdx(kvm: Kvm, firmware: Uint8Array, opts: TdxLaunchOptions
   }
 
   vmOp({ id: 'KVM_TDX_FINALIZE_VM' }, 'finalize');
-  return { vm, vcpus, digest: sha384 ? modelDigest(vm, sha384) : undefined, calls, memory: [fw, ram] };
+  return { vm, vcpus, digest: sha384 ? modelDigest(kvm, vm, sha384) : undefined, calls, memory: [fw, ram] };
 }
 
 /** The digest from the model's measurement log; the kvm backend has no such log. */
-function modelDigest(vm: Vm, sha384: Sha384Factory): Uint8Array | undefined {
+function modelDigest(kvm: Kvm, vm: Vm, sha384: Sha384Factory): Uint8Array | undefined {
   try {
-    return launchDigest(vm, sha384);
+    return kvm.launch?.launchDigest(vm, sha384);
   } catch {
     return undefined;
   }
+}
+
+/** The model's LaunchAccess; elsewhere the error the model's own check gives a vCPU not its own. */
+function launchAccess(kvm: Kvm): LaunchAccess {
+  if (!kvm.launch) throw new Error('setSnpVcpuRegs: not a vCPU of the model backend');
+  return kvm.launch;
 }

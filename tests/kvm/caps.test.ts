@@ -67,7 +67,7 @@ kvmTest('probeCaps with guest: long mode, memory and MMIO work; hypercall forwar
 
 kvmTest("the host profile follows this kernel's KVM_CAP_GUEST_MEMFD, and the model under it creates a guest_memfd exactly when the kernel does", async () => {
   const has = withKvm((kvm) => kvm.checkExtension(CAP.KVM_CAP_GUEST_MEMFD));
-  const { kvmBackend } = await import('../../src/cli/kvm-backend.js');
+  const { kvmBackend } = await import('../../src/backends/kvm.js');
   const profile = (await kvmBackend()).hostProfile();
   assert.equal(profile.guestMemfd, has !== 0, `the host profile follows KVM_CAP_GUEST_MEMFD = ${has}`);
   const model = createModelKvm({ kernel: profile });

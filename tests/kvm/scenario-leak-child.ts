@@ -4,7 +4,7 @@
  * Prints one JSON object: fd and mapping counts before and after, and the scenario tally.
  */
 import { readFileSync } from 'node:fs';
-import { kvmBackend } from '../../src/cli/kvm-backend.js';
+import { kvmBackend } from '../../src/backends/kvm.js';
 import { listMappings, listOpenFds, ownedCounts, traceMappings } from '../../src/kvm/index.js';
 import { parseScenario, runScenario } from '../../src/scenario/index.js';
 import { SCENARIOS, scenarioFiles } from '../support/files.js';

@@ -1,6 +1,9 @@
 /**
  * The real kernel as a scenario backend, and the capability probe behind the 'host' profile.
  * The kvm module is loaded lazily so that the model works where koffi or /dev/kvm is missing.
+ *
+ * Here rather than in scenario/ (which bundles for the browser) or kvm/ (which sits below
+ * scenario/ and may not import it): a Node-side layer just above scenario/, beside diff/.
  */
 import { readdirSync } from 'node:fs';
 import { release } from 'node:os';
@@ -8,7 +11,14 @@ import type { Kvm } from '../api.js';
 import { hostProfile, type KernelProfile, type ProbedCaps } from '../model/index.js';
 import { type Backend, inKernelRange, parseKernelRange, releaseVersion } from '../scenario/index.js';
 import { CAP } from '../uapi/constants.js';
-import { UserError } from './run.js';
+
+/**
+ * The kvm backend cannot be used here (koffi does not load, no /dev/kvm, no permission): the
+ * user's environment, not a bug, so the command reports it as a usage error (exit status 2).
+ */
+export class KvmUnavailable extends Error {
+  override readonly name = 'KvmUnavailable';
+}
 
 interface KvmModule {
   openKvm(path?: string, options?: { hostAccess?: 'predict' | 'kernel-checked' }): Kvm;
@@ -27,7 +37,7 @@ export async function loadKvmModule(): Promise<KvmModule> {
   try {
     return (await import(path)) as KvmModule;
   } catch (e) {
-    throw new UserError(`the kvm backend could not be loaded: ${(e as Error).message.split('\n')[0]}`);
+    throw new KvmUnavailable(`the kvm backend could not be loaded: ${(e as Error).message.split('\n')[0]}`);
   }
 }
 
@@ -60,7 +70,7 @@ export function numaNodes(): number {
 export async function kvmBackend(): Promise<Backend & { hostProfile(): KernelProfile }> {
   const mod = await loadKvmModule();
   const avail = mod.kvmAvailable();
-  if (!avail.ok) throw new UserError(`--backend kvm: ${avail.reason}`);
+  if (!avail.ok) throw new KvmUnavailable(`--backend kvm: ${avail.reason}`);
   let caps: ProbedCaps | undefined;
   const probed = (): ProbedCaps => {
     if (!caps) {
