@@ -136,5 +136,22 @@ kvmTest(`${CYCLES} create/map/bind/run/close cycles leave /proc/self/fd and /pro
   assert.equal(out.known[1], out.known[0], 'known guest_memfd inodes');
   assert.ok(out.traced >= 3 * out.cycles, `backend mappings traced: ${out.traced}`);
   assert.deepEqual(out.left, [], 'backend mappings still in /proc/self/maps');
-  assert.equal(out.maps[1], out.maps[0], `/proc/self/maps line count (lines not there before: ${out.added.join(' | ')})`);
+  // Every backend mapping was traced and is gone (`left`). What else may appear without a leak is
+  // the process's own one-time growth: V8's old space by a page or two (anonymous, 256 KiB each),
+  // and a glibc malloc arena for a thread that first allocated (a 64 MiB-aligned reservation: an
+  // rw-p head and its ---p rest); both seen in runs once the kvm/ module graph grew by one file.
+  // Anything else, or more of it, is reported as a leak.
+  const ARENA = 64n << 20n;
+  const fields = (l: string) => l.trim().split(/\s+/);
+  const range = (l: string) => (fields(l)[0] ?? '').split('-').map((x) => BigInt(`0x${x}`)) as [bigint, bigint];
+  const pathless = out.added.filter((l) => (fields(l)[5] ?? '') === '');
+  const arenas = pathless.filter((l) => {
+    const [a, b] = range(l);
+    if (a % ARENA === 0n) return pathless.some((m) => range(m)[0] === b && range(m)[1] === a + ARENA && fields(m)[1] === '---p') || b - a === ARENA;
+    return b % ARENA === 0n && fields(l)[1] === '---p' && pathless.some((m) => range(m)[1] === a && range(m)[0] % ARENA === 0n);
+  });
+  const heapPages = pathless.filter((l) => !arenas.includes(l) && range(l)[1] - range(l)[0] <= 256n * 1024n);
+  const other = out.added.filter((l) => !heapPages.includes(l) && !arenas.includes(l));
+  assert.deepEqual(other, [], '/proc/self/maps lines not there before that are neither V8 heap pages nor a malloc arena');
+  assert.ok(heapPages.length <= 2 && arenas.length <= 4, `one-time growth only: ${[...heapPages, ...arenas].join(' | ')}`);
 });
