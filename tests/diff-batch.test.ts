@@ -5,13 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { generateBatch, parseBatch, replaySteps, runBatch, type SequenceResult, type Side } from '../src/diff/index.js';
-import { createModelKvm, getProfile, type PlantedBug } from '../src/model/index.js';
+import { generateBatch, mutantKvm, type PlantedBug, parseBatch, replaySteps, runBatch, type SequenceResult, type Side } from '../src/diff/index.js';
+import { createModelKvm, getProfile } from '../src/model/index.js';
 import { ScenarioError } from '../src/scenario/index.js';
 
 const profile = getProfile('7.3');
 const correct: Side = { name: 'model', open: () => createModelKvm({ kernel: profile }) };
-const mutant = (bug: PlantedBug): Side => ({ name: bug, open: () => createModelKvm({ kernel: { ...profile, plantedBugs: new Set([bug]) } }) });
+const mutant = (bug: PlantedBug): Side => ({ name: bug, open: () => mutantKvm(bug, profile) });
 const gen = (seed: number, runs = 40) => generateBatch({ side: correct, kernel: '7.3', runs, seed, steps: 30, vmType: 'sw_protected', attributes: true });
 
 test('a batch is fixed by its seed, survives JSON, and uses the private-memory commands', () => {

@@ -6,7 +6,7 @@
  */
 import type { MemoryAttributes } from '../api.js';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE, PAGE_SIZE_N, U64_MAX } from '../uapi/constants.js';
-import { fail } from './file.js';
+import { fail } from './fail.js';
 import { RangeMap } from './range-map.js';
 import type { KvmVm } from './vm.js';
 

@@ -5,11 +5,14 @@
 import type { FileOps, HostKernelAccess, HostMapping, Kvm, Vm } from '../api.js';
 import { KVM_API_VERSION, PROT_READ, PROT_WRITE, VM_TYPE, VM_TYPE_NAMES, type VmType } from '../uapi/constants.js';
 import { checkExtension } from './caps.js';
-import { type FMode, fail, ModelFile, type StatFields } from './file.js';
+import { fail } from './fail.js';
+import { type FMode, ModelFile, type StatFields } from './file.js';
+import { ModelVm } from './model-vm.js';
 import { hostKernelAccess } from './platforms/index.js';
 import { ModelProcess } from './process.js';
 import type { KernelProfile } from './profiles.js';
-import { KvmVm, ModelVm, VmFile } from './vm.js';
+import { KvmVm } from './vm.js';
+import { VmFile } from './vm-file.js';
 
 /** The /dev/kvm character device: opened with open(2), so seekable (noop_llseek), but unreadable. */
 class KvmDevFile extends ModelFile {

@@ -15,8 +15,8 @@ import {
   U64_MAX,
 } from '../uapi/constants.js';
 import type { ErrnoName } from '../uapi/errno.js';
+import { fail } from './fail.js';
 import type { ModelFile } from './file.js';
-import { fail } from './file.js';
 import { GmemFile } from './guest-memfd.js';
 import { TASK_SIZE_MAX } from './host.js';
 import type { KvmVm } from './vm.js';

@@ -45,11 +45,6 @@ export class Mmu {
    * kvm_tdp_mmu_invalidate_all_roots() sets role.invalid to the same effect).
    */
   validGen = 0;
-  /**
-   * Test hook: runs between resolving a fault's page and installing its mapping, where a real
-   * invalidation on another CPU could land. It lets tests drive the race deterministically.
-   */
-  beforeInstall: ((gfn: number) => void) | undefined;
 
   /** kvm_mmu_invalidate_begin */
   invalidateBegin(): void {
@@ -134,7 +129,6 @@ export class Mmu {
 
   /** Install a mapping unless the fault raced an invalidation; false means RET_PF_RETRY. */
   install(gfn: number, spte: Spte, snapshot: number): boolean {
-    this.beforeInstall?.(gfn);
     if (this.isStale(gfn, snapshot)) {
       this.retries++;
       return false;

@@ -5,8 +5,6 @@
 import { CAP, GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, VM_TYPE, type VmType } from '../uapi/constants.js';
 import type { ErrnoName } from '../uapi/errno.js';
 
-export type PlantedBug = 'punch-without-invalidation' | 'bind-without-overlap-check' | 'fallocate-check-order' | 'mmap-without-mmap-flag';
-
 export interface KernelProfile {
   readonly name: string;
   /** uname-style version this profile follows, for reports */
@@ -91,11 +89,6 @@ export interface KernelProfile {
    * KVM_SEV_SNP_LAUNCH_UPDATE refuses a source that is not 4 KiB aligned. Before: 6.11-6.19 rules.
    */
   readonly populateGupFirst: boolean;
-  /**
-   * Bugs planted on purpose, for the differential tester's self-test (src/diff/mutants.ts): each
-   * names the rule it breaks. Real profiles have none.
-   */
-  readonly plantedBugs?: ReadonlySet<PlantedBug>;
   /** Capabilities read from a live kernel, used verbatim by KVM_CHECK_EXTENSION ('host' profile). */
   readonly capsOverride?: Readonly<Record<number, number>>;
   /**

@@ -4,10 +4,10 @@
  * 01/14). Every memfd is a ShmemFile, because in v7 every shmem file can back a private memslot.
  */
 import type { FileOps, HostMapping, Stat, Vm } from '../../api.js';
-import { fail } from '../../model/file.js';
+import { fail } from '../../model/fail.js';
 import { ModelKvm } from '../../model/kvm.js';
 import type { KernelProfile } from '../../model/profiles.js';
-import { VmFile } from '../../model/vm.js';
+import { VmFile } from '../../model/vm-file.js';
 import type { DesignKvmOps } from '../../scenario/runner.js';
 import { PROT_WRITE, type VmType } from '../../uapi/constants.js';
 import { mmMigrate, mmReclaim } from '../host/hazard-ops.js';

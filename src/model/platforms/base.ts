@@ -22,7 +22,7 @@ import type { GuestOp, MemoryEncryptCommand, MemoryEncryptResult, VcpuExit } fro
 import { KvmError } from '../../api.js';
 import { PAGE_SIZE_N } from '../../uapi/constants.js';
 import type { ErrnoName } from '../../uapi/errno.js';
-import { fail } from '../file.js';
+import { fail } from '../fail.js';
 import { GmemFile } from '../guest-memfd.js';
 import type { PhysicalPageOwner } from '../host.js';
 import type { PrivateFile } from '../memslots.js';

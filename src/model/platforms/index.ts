@@ -22,7 +22,7 @@ import { HostFault, type HostKernelAccess, type MemoryEncryptCommand, type Memor
 import type { Sha384Factory } from '../../measure/hash.js';
 import type { TdxMeasureOp } from '../../measure/tdx.js';
 import { PAGE_SIZE, PAGE_SIZE_N } from '../../uapi/constants.js';
-import { fail } from '../file.js';
+import { fail } from '../fail.js';
 import type { ModelProcess } from '../process.js';
 import type { VcpuFile } from '../vcpu.js';
 import type { KvmVm } from '../vm.js';

@@ -38,7 +38,7 @@ import {
 } from '../../uapi/coco.js';
 import { PAGE_SIZE_N } from '../../uapi/constants.js';
 import { decode, encode, scalar } from '../../uapi/layout.js';
-import { fail } from '../file.js';
+import { fail } from '../fail.js';
 import type { PrivateFile } from '../memslots.js';
 import type { Spte } from '../mmu.js';
 import type { VcpuFile } from '../vcpu.js';

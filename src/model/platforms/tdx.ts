@@ -38,7 +38,7 @@ import {
 import { PAGE_SIZE, PAGE_SIZE_N } from '../../uapi/constants.js';
 import type { ErrnoName } from '../../uapi/errno.js';
 import { decode, encode, scalar } from '../../uapi/layout.js';
-import { fail } from '../file.js';
+import { fail } from '../fail.js';
 import { GmemFile } from '../guest-memfd.js';
 import type { PrivateFile } from '../memslots.js';
 import type { Spte } from '../mmu.js';
