@@ -18,7 +18,7 @@ import { fail } from './fail.js';
 import { type AddressSpaceOps, type FaultResult, type FMode, type MmapBacking, ModelFile, type StatFields } from './file.js';
 import type { HostMm } from './host.js';
 import { DEFAULT_POLICY, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
-import type { Memslot, PrivateFile } from './memslots.js';
+import type { GmemBinding, Memslot } from './memslots.js';
 import { RangeMap } from './range-map.js';
 import type { KvmVm } from './vm.js';
 
@@ -119,7 +119,7 @@ interface Binding {
 }
 
 /** One VM's file on a guest_memfd inode (struct gmem_file / kvm_gmem). */
-export class GmemFile extends ModelFile implements PrivateFile {
+export class GmemFile extends ModelFile implements GmemBinding {
   readonly kind = 'guest_memfd';
   readonly fmode: FMode = GMEM_FMODE;
   override readonly regular = true;
@@ -268,13 +268,18 @@ export class GmemFile extends ModelFile implements PrivateFile {
   }
 
   /**
-   * kvm_gmem_get_pfn for a guest fault: the page backing `index`, or the errno KVM_RUN returns
-   * with KVM_EXIT_MEMORY_FAULT.
+   * __kvm_gmem_get_pfn, for a guest fault (kvm_gmem_get_pfn) and for kvm_gmem_populate: the page
+   * backing `index`, or the errno (KVM_RUN returns it with KVM_EXIT_MEMORY_FAULT).
    */
   getPfn(slot: Memslot, index: number): { page: Uint8Array } | { errno: ErrnoName } {
     if (this.bindingAt(index) !== slot) return { errno: 'EIO' };
     if (this.inode.poisoned.has(index)) return { errno: 'EHWPOISON' };
     return { page: this.inode.getFolio(index) };
+  }
+
+  /** memory_failure() -> the mapping's error_remove_folio, kvm_gmem_error_folio */
+  errorRemoveFolio(index: number): void {
+    this.inode.errorFolio(index);
   }
 
   /** kvm_gmem_mmap (6.18): needs GUEST_MEMFD_FLAG_MMAP, and a shared mapping. */

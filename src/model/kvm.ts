@@ -7,8 +7,8 @@ import { KVM_API_VERSION, PROT_READ, PROT_WRITE, VM_TYPE, VM_TYPE_NAMES, type Vm
 import { checkExtension } from './caps.js';
 import { fail } from './fail.js';
 import { type FMode, ModelFile, type StatFields } from './file.js';
+import { hostKernelAccess } from './host-kernel.js';
 import { ModelVm } from './model-vm.js';
-import { hostKernelAccess } from './platforms/index.js';
 import { ModelProcess } from './process.js';
 import type { KernelProfile } from './profiles.js';
 import { KvmVm } from './vm.js';

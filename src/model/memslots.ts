@@ -17,7 +17,6 @@ import {
 import type { ErrnoName } from '../uapi/errno.js';
 import { fail } from './fail.js';
 import type { ModelFile } from './file.js';
-import { GmemFile } from './guest-memfd.js';
 import { TASK_SIZE_MAX } from './host.js';
 import type { KvmVm } from './vm.js';
 
@@ -27,12 +26,30 @@ import type { KvmVm } from './vm.js';
  */
 export interface PrivateFile {
   readonly isReleased: boolean;
-  /** the page for a guest fault at file page `index`, or the errno KVM_RUN returns */
+  /** __kvm_gmem_get_pfn: the page at file page `index`, or the errno */
   getPfn(slot: Memslot, index: number): { page: Uint8Array } | { errno: ErrnoName };
   /** the page now at `index`, without allocating (invariants, views) */
   peek(index: number): Uint8Array | undefined;
   bindingAt(index: number): Memslot | undefined;
   unbind(slot: Memslot): void;
+  /** memory_failure() on the folio at `index`: the mapping's error_remove_folio, where it has one */
+  errorRemoveFolio?(index: number): void;
+}
+
+/**
+ * What the memslot code calls on a guest_memfd (kvm_host.h: kvm_gmem_bind, split into
+ * kvm_gmem_prepare/commit_memory_region in 7.2) once fget found a file with kvm_gmem_fops.
+ */
+export interface GmemBinding extends PrivateFile {
+  readonly inode: { supportsMmap(): boolean };
+  bind(slot: Memslot, offset: bigint, overlapErrno: ErrnoName): void;
+  prepareBind(slot: Memslot, offset: bigint): { start: number; end: number };
+  commitBind(slot: Memslot, range: { start: number; end: number }, overlapErrno: ErrnoName): void;
+}
+
+/** `file->f_op == &kvm_gmem_fops`: the file's type, not its class, says it is a guest_memfd. */
+function isGmem(file: ModelFile): file is ModelFile & GmemBinding {
+  return file.kind === 'guest_memfd';
 }
 
 export interface Memslot {
@@ -203,10 +220,10 @@ export class Memslots {
     slot: Memslot,
     m: RegionArgs,
     fget: (fd: number) => ModelFile | undefined,
-  ): { file: GmemFile; range: { start: number; end: number } } {
+  ): { file: GmemBinding; range: { start: number; end: number } } {
     const file = fget(m.guestMemfd);
     if (!file) fail(op, 'EBADF', `kvm_gmem_prepare_memory_region: fd ${m.guestMemfd} is not open`);
-    if (!(file instanceof GmemFile)) fail(op, 'EINVAL', `kvm_gmem_prepare_memory_region: fd ${m.guestMemfd} is not a guest_memfd`);
+    if (!isGmem(file)) fail(op, 'EINVAL', `kvm_gmem_prepare_memory_region: fd ${m.guestMemfd} is not a guest_memfd`);
     return { file, range: file.prepareBind(slot, m.guestMemfdOffset) };
   }
 
@@ -214,7 +231,7 @@ export class Memslots {
   protected bindPrivate(op: string, slot: Memslot, m: RegionArgs, fget: (fd: number) => ModelFile | undefined): void {
     const file = fget(m.guestMemfd);
     if (!file) fail(op, 'EBADF', `kvm_gmem_bind: fd ${m.guestMemfd} is not open`);
-    if (!(file instanceof GmemFile)) fail(op, 'EINVAL', `kvm_gmem_bind: fd ${m.guestMemfd} is not a guest_memfd`);
+    if (!isGmem(file)) fail(op, 'EINVAL', `kvm_gmem_bind: fd ${m.guestMemfd} is not a guest_memfd`);
     file.bind(slot, m.guestMemfdOffset, this.vm.profile.bindOverlapErrno);
     slot.gmemOnly = this.vm.profile.gmemOnlySlots && file.inode.supportsMmap();
   }

@@ -22,8 +22,6 @@ import type { GuestOp, MemoryEncryptCommand, MemoryEncryptResult, VcpuExit } fro
 import { KvmError } from '../../api.js';
 import { PAGE_SIZE_N } from '../../uapi/constants.js';
 import type { ErrnoName } from '../../uapi/errno.js';
-import { fail } from '../fail.js';
-import { GmemFile } from '../guest-memfd.js';
 import type { PhysicalPageOwner } from '../host.js';
 import type { PrivateFile } from '../memslots.js';
 import type { Spte } from '../mmu.js';
@@ -134,10 +132,4 @@ export function cocoInstruction(v: VcpuFile, op: GuestOp & { gpa: bigint }): Ins
     spte = r.spte;
   }
   return { status: p.instruction(op, spte) };
-}
-
-/** The guest_memfd file behind a model fd, for the host-kernel accesses. */
-export function gmemFileOf(f: unknown, op: string): GmemFile {
-  if (!(f instanceof GmemFile)) fail(op, 'EINVAL', 'not a guest_memfd');
-  return f;
 }

@@ -18,15 +18,13 @@
  * withPlatform); a profile that only lists the type keeps them off, so the fault-path rules can be
  * exercised without a launch (tests/model/faults.test.ts). Nothing here runs for other VM types.
  */
-import { HostFault, type HostKernelAccess, type MemoryEncryptCommand, type MemoryEncryptResult, type Vcpu, type Vm } from '../../api.js';
+import type { MemoryEncryptCommand, MemoryEncryptResult, Vcpu, Vm } from '../../api.js';
 import type { Sha384Factory } from '../../measure/hash.js';
 import type { TdxMeasureOp } from '../../measure/tdx.js';
-import { PAGE_SIZE, PAGE_SIZE_N } from '../../uapi/constants.js';
 import { fail } from '../fail.js';
-import type { ModelProcess } from '../process.js';
 import type { VcpuFile } from '../vcpu.js';
 import type { KvmVm } from '../vm.js';
-import { type CocoPlatform, gmemFileOf, hostPlatform } from './base.js';
+import { type CocoPlatform, hostPlatform } from './base.js';
 import { type SnpLogEntry, SnpPlatform, type SnpVcpuRegs, sevOnOtherVm } from './snp.js';
 import { TdxPlatform } from './tdx.js';
 
@@ -122,40 +120,4 @@ export function setSnpVcpuRegs(vcpu: Vcpu, regs: Partial<Omit<SnpVcpuRegs, 'prot
   const p = v.vm.platform;
   if (!(p instanceof SnpPlatform)) throw new Error('setSnpVcpuRegs: not a vCPU of an SNP VM');
   p.setRegs(v, regs);
-}
-
-/**
- * The host kernel's accesses to guest_memfd pages through the direct map (api.ts HostKernelAccess):
- * no user mapping is involved, so only the platform's hardware rule applies. A page no folio backs
- * yet is ENOENT (nothing to reach); an access crossing a page is EINVAL.
- */
-export function hostKernelAccess(proc: ModelProcess): HostKernelAccess {
-  const folio = (fd: number, offset: bigint, len: number, op: string) => {
-    const f = gmemFileOf(proc.fdt.get(fd, op), op);
-    if (offset < 0n || offset >= f.inode.size) fail(op, 'EINVAL', 'offset outside the guest_memfd');
-    const at = Number(offset % PAGE_SIZE_N);
-    if (len < 0 || at + len > PAGE_SIZE) fail(op, 'EINVAL', 'a direct-map access here stays inside one page');
-    const index = Number(offset / PAGE_SIZE_N);
-    if (!f.inode.isPresent(index)) fail(op, 'ENOENT', 'no folio at that offset: nothing for the direct map to reach');
-    const page = f.inode.getFolio(index);
-    return { page, at, poisoned: f.inode.poisoned.has(index) };
-  };
-  const check = (page: Uint8Array, poisoned: boolean, write: boolean, offset: bigint) => {
-    if (poisoned) throw new HostFault('MCE', offset, offset, 'the page is hardware-poisoned');
-    const denied = proc.mm.physOwner.get(page)?.hostAccess(page, write);
-    if (denied) throw new HostFault(denied.signal, offset, offset, denied.reason);
-  };
-  return {
-    directMapRead(fd, offset, len) {
-      const { page, at, poisoned } = folio(fd, offset, len, 'direct_map_read');
-      check(page, poisoned, false, offset);
-      const view = proc.mm.physOwner.get(page)?.hostView?.(page) ?? page;
-      return view.slice(at, at + len);
-    },
-    directMapWrite(fd, offset, data) {
-      const { page, at, poisoned } = folio(fd, offset, data.length, 'direct_map_write');
-      check(page, poisoned, true, offset);
-      page.set(data, at);
-    },
-  };
 }

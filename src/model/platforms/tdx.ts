@@ -39,7 +39,6 @@ import { PAGE_SIZE, PAGE_SIZE_N } from '../../uapi/constants.js';
 import type { ErrnoName } from '../../uapi/errno.js';
 import { decode, encode, scalar } from '../../uapi/layout.js';
 import { fail } from '../fail.js';
-import { GmemFile } from '../guest-memfd.js';
 import type { PrivateFile } from '../memslots.js';
 import type { Spte } from '../mmu.js';
 import type { VcpuFile } from '../vcpu.js';
@@ -72,7 +71,7 @@ export class TdxPlatform extends CocoPlatform {
   /** S-EPT entries the guest accepted (PAGE.ADDed at launch, or TDG.MEM.PAGE.ACCEPTed); others pending */
   private readonly accepted = new WeakSet<Spte>();
   /** the guest_memfd folios given to the TD, for memory_failure */
-  private readonly tdPages = new WeakMap<Uint8Array, { file: GmemFile; index: number }>();
+  private readonly tdPages = new WeakMap<Uint8Array, { file: PrivateFile; index: number }>();
   /** the MRTD records, in the order the SEAMCALLs ran */
   readonly log: TdxMeasureOp[] = [];
 
@@ -286,7 +285,8 @@ export class TdxPlatform extends CocoPlatform {
   /** A private fault gave the TD a folio (TDH.MEM.PAGE.AUG): the S-EPT entry starts pending. */
   prepare(page: Uint8Array, _gfn: number, file: PrivateFile, index: number): void {
     this.prepared.add(page);
-    if (this.state === 'uninitialized' || !(file instanceof GmemFile)) return;
+    // only a page cache that memory_failure() can reach (guest_memfd's) gets poisoned by a host access
+    if (this.state === 'uninitialized' || !file.errorRemoveFolio) return;
     this.own(page);
     this.tdPages.set(page, { file, index });
   }
@@ -309,7 +309,7 @@ export class TdxPlatform extends CocoPlatform {
   hostAccess(page: Uint8Array, write: boolean): { signal: 'MCE'; reason: string } | undefined {
     const td = this.tdPages.get(page);
     if (!td) return undefined;
-    td.file.inode.errorFolio(td.index);
+    td.file.errorRemoveFolio?.(td.index);
     return { signal: 'MCE', reason: `host ${write ? 'write to' : 'read of'} TD private memory: integrity check failed, machine check; the page is poisoned` };
   }
 
