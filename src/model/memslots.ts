@@ -13,12 +13,13 @@ import {
   KVM_USER_MEM_SLOTS,
   PAGE_SIZE_N,
   U64_MAX,
+  type VmType,
 } from '../uapi/constants.js';
 import type { ErrnoName } from '../uapi/errno.js';
 import { fail } from './fail.js';
 import type { ModelFile } from './file.js';
-import { TASK_SIZE_MAX } from './host.js';
-import type { KvmVm } from './vm.js';
+import { type HostMm, TASK_SIZE_MAX } from './host.js';
+import type { KernelProfile } from './profiles.js';
 
 /**
  * What backs a slot's private side: a guest_memfd file here, or, in another design (src/designs/),
@@ -52,8 +53,24 @@ function isGmem(file: ModelFile): file is ModelFile & GmemBinding {
   return file.kind === 'guest_memfd';
 }
 
+/**
+ * What the memslot code reads of struct kvm: the VM's type and kernel, and its MMU for the zaps a
+ * deleted or moved slot needs. Named here, so that memslots sit below struct kvm (vm.ts) as
+ * kvm_memslots sit inside it.
+ */
+export interface MemslotsVm {
+  readonly type: VmType;
+  readonly profile: KernelProfile;
+  readonly mm: HostMm;
+  /** kvm_arch_has_private_mem */
+  readonly hasPrivateMem: boolean;
+  /** kvm_arch_has_readonly_mem */
+  readonly hasReadonlyMem: boolean;
+  readonly mmu: { zapAllFast(): void; zapSlot(slot: Memslot): void };
+}
+
 export interface Memslot {
-  readonly vm: KvmVm;
+  readonly vm: MemslotsVm;
   readonly id: number;
   readonly asId: number;
   baseGfn: number;
@@ -82,7 +99,7 @@ export class Memslots {
   generation = 0;
   private readonly slots = new Map<number, Memslot>();
 
-  constructor(protected readonly vm: KvmVm) {}
+  constructor(protected readonly vm: MemslotsVm) {}
 
   private static key(asId: number, id: number): number {
     return asId * 0x10000 + id;

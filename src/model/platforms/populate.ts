@@ -19,7 +19,7 @@
 import { KVM_MEM_GUEST_MEMFD, PAGE_SIZE_N } from '../../uapi/constants.js';
 import type { ErrnoName } from '../../uapi/errno.js';
 import type { Memslot, PrivateFile } from '../memslots.js';
-import type { KvmVm } from '../vm.js';
+import type { CocoVm } from './base.js';
 
 export interface PopulatePage {
   readonly gfn: number;
@@ -38,7 +38,7 @@ export type PostPopulate = (p: PopulatePage) => ErrnoName | undefined;
 export type PopulateResult = { count: number } | { errno: ErrnoName; why: string };
 
 export function gmemPopulate(
-  vm: KvmVm,
+  vm: CocoVm,
   prepared: WeakSet<Uint8Array>,
   startGfn: number,
   src: bigint | undefined,
@@ -102,7 +102,7 @@ export function gmemPopulate(
 }
 
 /** copy_from_user of one page's worth of bytes at `uaddr` (any alignment), or undefined on a fault. */
-function copyFromUser(vm: KvmVm, uaddr: bigint): Uint8Array | undefined {
+function copyFromUser(vm: CocoVm, uaddr: bigint): Uint8Array | undefined {
   const off = Number(uaddr % PAGE_SIZE_N);
   const first = vm.mm.gup(uaddr - BigInt(off), false);
   if (!first || off === 0) return first ?? undefined;

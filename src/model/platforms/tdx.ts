@@ -41,9 +41,7 @@ import { decode, encode, scalar } from '../../uapi/layout.js';
 import { fail } from '../fail.js';
 import type { PrivateFile } from '../memslots.js';
 import type { Spte } from '../mmu.js';
-import type { VcpuFile } from '../vcpu.js';
-import type { KvmVm } from '../vm.js';
-import { CocoPlatform, commandId, failWith } from './base.js';
+import { CocoPlatform, type CocoVcpu, type CocoVm, commandId, failWith } from './base.js';
 import { gmemPopulate, type PopulatePage } from './populate.js';
 
 /** What the model host's TDX module supports (tdx_get_supported_attrs/xfam, num_cpuid_config). */
@@ -67,7 +65,7 @@ export class TdxPlatform extends CocoPlatform {
   attributes = 0n;
   xfam = 0n;
   /** vcpu_tdx->state: KVM_TDX_INIT_VCPU done */
-  private readonly vcpuInit = new WeakSet<VcpuFile>();
+  private readonly vcpuInit = new WeakSet<CocoVcpu>();
   /** S-EPT entries the guest accepted (PAGE.ADDed at launch, or TDG.MEM.PAGE.ACCEPTed); others pending */
   private readonly accepted = new WeakSet<Spte>();
   /** the guest_memfd folios given to the TD, for memory_failure */
@@ -75,7 +73,7 @@ export class TdxPlatform extends CocoPlatform {
   /** the MRTD records, in the order the SEAMCALLs ran */
   readonly log: TdxMeasureOp[] = [];
 
-  constructor(vm: KvmVm) {
+  constructor(vm: CocoVm) {
     super(vm);
   }
 
@@ -88,7 +86,7 @@ export class TdxPlatform extends CocoPlatform {
     return this.state !== 'uninitialized';
   }
 
-  isVcpuInitialized(v: VcpuFile): boolean {
+  isVcpuInitialized(v: CocoVcpu): boolean {
     return this.vcpuInit.has(v);
   }
 
@@ -171,7 +169,7 @@ export class TdxPlatform extends CocoPlatform {
   }
 
   /** tdx_vcpu_ioctl (vt_vcpu_mem_enc_ioctl already checked is_td_vcpu). */
-  vcpuOp(v: VcpuFile, cmd: MemoryEncryptCommand): MemoryEncryptResult {
+  vcpuOp(v: CocoVcpu, cmd: MemoryEncryptCommand): MemoryEncryptResult {
     const { vendor, id } = commandId(cmd, SEV_CMD, TDX_CMD);
     const raw = typeof cmd.id === 'number' || vendor !== 'tdx';
     const op = NAME_OF[id] ?? 'KVM_MEMORY_ENCRYPT_OP';
@@ -199,7 +197,7 @@ export class TdxPlatform extends CocoPlatform {
    */
   private initMemRegion(
     op: string,
-    v: VcpuFile,
+    v: CocoVcpu,
     flags: number,
     cmd: Extract<MemoryEncryptCommand, { id: 'KVM_TDX_INIT_MEM_REGION' }> | undefined,
   ): MemoryEncryptResult {
@@ -276,7 +274,7 @@ export class TdxPlatform extends CocoPlatform {
   }
 
   /** tdx_vcpu_pre_run: only a finalized TD with an initialized vCPU runs. */
-  preRun(v: VcpuFile): void {
+  preRun(v: CocoVcpu): void {
     if (this.strict && (this.state !== 'runnable' || !this.vcpuInit.has(v))) {
       fail('KVM_RUN', 'EINVAL', 'tdx_vcpu_pre_run: the TD is not finalized or the vCPU not initialized (KVM_TDX_INIT_VCPU)');
     }
