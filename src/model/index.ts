@@ -7,7 +7,18 @@ import { DEFAULT_PROFILE, getProfile, type KernelProfile } from './profiles.js';
 
 export { checkInvariants } from './invariants.js';
 export { ModelKvm } from './kvm.js';
-export { DEFAULT_PROFILE, getProfile, hostProfile, type KernelProfile, PROFILE_NAMES, PROFILES, type ProbedCaps } from './profiles.js';
+export {
+  COCO_PROFILE_NAMES,
+  DEFAULT_PROFILE,
+  getProfile,
+  hostProfile,
+  type KernelProfile,
+  PROFILE_NAMES,
+  PROFILES,
+  type ProbedCaps,
+  type ProfileName,
+  VERSION_PROFILE_NAMES,
+} from './profiles.js';
 export { RangeMap } from './range-map.js';
 
 export interface ModelOptions {

@@ -242,7 +242,33 @@ export const PROFILES: Readonly<Record<string, KernelProfile>> = {
   // confidential-computing hosts (see withPlatform): 6.12+snp, 6.18+snp, 6.18+tdx, 7.3+…, next+…
   ...PLATFORM_PROFILES,
 };
-export const PROFILE_NAMES = [...Object.keys(PROFILES), 'host'] as const;
+/** The version profiles of PROFILES, by name, in order. */
+export const VERSION_PROFILE_NAMES = ['6.8', '6.12', '6.18', '6.19', '7.0', '7.1', '7.2', '7.3', 'next'] as const;
+/** The confidential-computing hosts of PROFILES (withPlatform on each version that has the VM type), in order. */
+export const COCO_PROFILE_NAMES = [
+  '6.12+snp',
+  '6.18+snp',
+  '6.18+tdx',
+  '6.19+snp',
+  '6.19+tdx',
+  '7.0+snp',
+  '7.0+tdx',
+  '7.1+snp',
+  '7.1+tdx',
+  '7.2+snp',
+  '7.2+tdx',
+  '7.3+snp',
+  '7.3+tdx',
+  'next+snp',
+  'next+tdx',
+] as const;
+/**
+ * Every kernel name the model answers to: the version profiles, the confidential-computing hosts,
+ * and 'host' (hostProfile, built from a probe of the live kernel). Spelled out rather than derived
+ * from PROFILES so that the names are types too; tests/model/profiles.test.ts holds the two equal.
+ */
+export const PROFILE_NAMES = [...VERSION_PROFILE_NAMES, ...COCO_PROFILE_NAMES, 'host'] as const;
+export type ProfileName = (typeof PROFILE_NAMES)[number];
 export const DEFAULT_PROFILE = '6.18';
 
 export function getProfile(name: string): KernelProfile {

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Vm } from '../../src/api.js';
-import { hostProfile } from '../../src/model/index.js';
+import { COCO_PROFILE_NAMES, hostProfile, PROFILE_NAMES, PROFILES, VERSION_PROFILE_NAMES } from '../../src/model/index.js';
 import { CAP, PENDING_CAP } from '../../src/uapi/constants.js';
 import {
   bindGmem,
@@ -179,4 +179,10 @@ test("host: a probe of an older kernel release takes that version's rules (6.8: 
   assert.equal(gmemSlot(vm, 1, 0n, g.fd, 0n, PS), 'EINVAL');
   expectErrno(() => vm.createGuestMemfd({ size: PS, flags: GMEM_MMAP }), 'EINVAL');
   expectOk(() => kvm.createVm('sw_protected'));
+});
+
+test('PROFILE_NAMES spells out every profile of PROFILES, version profiles first, then the confidential-computing hosts, then host', () => {
+  assert.deepEqual([...VERSION_PROFILE_NAMES, ...COCO_PROFILE_NAMES], Object.keys(PROFILES));
+  assert.deepEqual(PROFILE_NAMES, [...Object.keys(PROFILES), 'host']);
+  for (const name of COCO_PROFILE_NAMES) assert.equal(PROFILES[name]?.platform, name.split('+')[1]);
 });
