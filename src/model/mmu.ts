@@ -112,7 +112,7 @@ export class Mmu {
   /**
    * kvm_mmu_zap_all_fast (__kvm_mmu_zap_all_fast_front_half/_back_half): a new mmu_valid_gen, every
    * root invalid and zapped, and KVM_REQ_MMU_FREE_OBSOLETE_ROOTS made to every vCPU (which only
-   * vcpu_enter_guest, or a fixed kvm_mmu_reload, acts on: src/model/vcpu.ts).
+   * vcpu_enter_guest, or a fixed kvm_mmu_reload, acts on: src/model/model-vcpu.ts).
    */
   zapAllFast(): void {
     this.sptes.clear();

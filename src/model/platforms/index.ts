@@ -7,9 +7,9 @@
  *  - tdx.ts: TDX. KVM_TDX_INIT_VM / INIT_VCPU / INIT_MEM_REGION / FINALIZE_VM, the Secure-EPT
  *    (pages added at launch are accepted, pages a fault adds are pending until TDG.MEM.PAGE.ACCEPT),
  *    host access to TD memory as a machine check that poisons the page, the MRTD record log.
- * Both share the fault-path rule the vCPU already applies (vcpu.ts isPrivate: the guest's C-bit or
+ * Both share the fault-path rule the vCPU already applies (model-vcpu.ts isPrivate: the guest's C-bit or
  * shared bit, not the attributes, says whether an access is private; a mismatch with the attributes
- * is KVM_EXIT_MEMORY_FAULT with EFAULT in fault.ts), guest_memfd flags without INIT_SHARED (vm.ts
+ * is KVM_EXIT_MEMORY_FAULT with EFAULT in fault.ts), guest_memfd flags without INIT_SHARED (model-vm.ts
  * createGuestMemfd: kvm_arch_supports_gmem_init_shared is false with private memory), and
  * kvm_gmem_populate (populate.ts), the only way either puts data into guest_memfd before launch.
  *
