@@ -12,6 +12,7 @@ import {
   FIRST_STEP,
   generateBatch,
   MUTANTS,
+  mutantKvm,
   parseBatch,
   replaySteps,
   runBatch,
@@ -26,7 +27,7 @@ const profile = getProfile('7.3');
 const correct: Side = { name: 'model', open: () => createModelKvm({ kernel: profile }) };
 type Mutant = (typeof MUTANTS)[number];
 /** The one place that builds a planted-bug model (the mutant API of src/diff/mutants.ts). */
-const mutant = (m: Mutant): Side => ({ name: m.bug, open: () => createModelKvm({ kernel: { ...profile, plantedBugs: new Set([m.bug]) } }) });
+const mutant = (m: Mutant): Side => ({ name: m.bug, open: () => mutantKvm(m.bug, profile) });
 const planted = (bug: Mutant['bug']): Mutant => {
   const m = MUTANTS.find((x) => x.bug === bug);
   assert.ok(m, `no planted bug ${bug}`);

@@ -4,13 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { counterexampleScenario, MUTANTS, PathError, replay, runCampaign, type Side } from '../src/diff/index.js';
-import { createModelKvm, getProfile, type PlantedBug } from '../src/model/index.js';
+import { counterexampleScenario, MUTANTS, mutantKvm, PathError, type PlantedBug, replay, runCampaign, type Side } from '../src/diff/index.js';
+import { createModelKvm, getProfile } from '../src/model/index.js';
 import { parseScenario } from '../src/scenario/index.js';
 
 const profile = getProfile('6.18');
 const correct: Side = { name: 'model', open: () => createModelKvm({ kernel: profile }) };
-const mutant = (bug: PlantedBug): Side => ({ name: bug, open: () => createModelKvm({ kernel: { ...profile, plantedBugs: new Set([bug]) } }) });
+const mutant = (bug: PlantedBug): Side => ({ name: bug, open: () => mutantKvm(bug, profile) });
 
 test('identical models never diverge (300 sequences, default and sw_protected VMs)', () => {
   for (const vmType of ['default', 'sw_protected'] as const) {

@@ -11,6 +11,7 @@ import {
   type CampaignResult,
   counterexampleScenario,
   MUTANTS,
+  mutantKvm,
   PathError,
   parseBatch,
   replay,
@@ -215,7 +216,7 @@ async function selfTest(o: DiffOptions, out: (s: string) => void): Promise<numbe
   const reference = modelSide(profile, 'model');
   const rows: { bug: string; rule: string; found: boolean; sequences: number; steps: number; vmType: string; divergence?: string }[] = [];
   for (const m of MUTANTS) {
-    const candidate = modelSide({ ...profile, plantedBugs: new Set([m.bug]) }, `mutant ${m.bug}`);
+    const candidate: Side = { name: `mutant ${m.bug}`, open: () => mutantKvm(m.bug, profile) };
     let row: (typeof rows)[number] = { bug: m.bug, rule: m.rule, found: false, sequences: 0, steps: 0, vmType: '' };
     for (const vmType of ['default', 'sw_protected'] as const) {
       const bar = progress(o.runsGiven ? o.runs : SELF_TEST_RUNS, m.bug);

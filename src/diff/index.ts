@@ -14,5 +14,5 @@ export {
 } from './batch.js';
 export { type CampaignOptions, type CampaignResult, counterexampleScenario, PathError, replay, runCampaign, type Side } from './campaign.js';
 export { KNOWN_DIVERGENCES, type KnownDivergence, normalize, UNCOMPARED_ACCESSES } from './divergences.js';
-export { MUTANTS } from './mutants.js';
+export { MUTANTS, mutantKvm, type PlantedBug } from './mutants.js';
 export { Divergence, Pair } from './pair.js';

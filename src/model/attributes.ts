@@ -6,16 +6,24 @@
  */
 import type { MemoryAttributes } from '../api.js';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE, PAGE_SIZE_N, U64_MAX } from '../uapi/constants.js';
-import { fail } from './file.js';
+import { fail } from './fail.js';
+import type { Memslots } from './memslots.js';
+import type { Mmu } from './mmu.js';
 import { RangeMap } from './range-map.js';
-import type { KvmVm } from './vm.js';
 
 const OP = 'KVM_SET_MEMORY_ATTRIBUTES';
+
+/** What an attribute change reads of struct kvm: which attributes it supports, the slots and the MMU to zap. */
+export interface AttributesVm {
+  readonly hasPrivateMem: boolean;
+  readonly mmu: Mmu;
+  readonly memslots: Memslots;
+}
 
 export class MemAttributes {
   readonly map = new RangeMap(0);
 
-  constructor(private readonly vm: KvmVm) {}
+  constructor(private readonly vm: AttributesVm) {}
 
   /** kvm_supported_mem_attributes */
   supported(): bigint {

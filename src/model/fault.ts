@@ -4,10 +4,13 @@
  * sequence, check private/shared against the attributes, find the slot, get the page from
  * guest_memfd or from the host mapping, and install it unless an invalidation raced.
  */
-import { KVM_MEM_GUEST_MEMFD, KVM_MEM_READONLY, KVM_MEMORY_EXIT_FLAG_PRIVATE, PAGE_SIZE_N } from '../uapi/constants.js';
+import { KVM_MEM_GUEST_MEMFD, KVM_MEM_READONLY, KVM_MEMORY_EXIT_FLAG_PRIVATE, PAGE_SIZE_N, type VmType } from '../uapi/constants.js';
 import type { ErrnoName } from '../uapi/errno.js';
-import type { Spte } from './mmu.js';
-import type { KvmVm } from './vm.js';
+import type { MemAttributes } from './attributes.js';
+import type { HostMm } from './host.js';
+import type { Memslots, PrivateFile } from './memslots.js';
+import type { Mmu, Spte } from './mmu.js';
+import type { KernelProfile } from './profiles.js';
 
 /**
  * `errno` is what KVM_RUN returns with the exit; it is absent where KVM_RUN returns 0 with the exit
@@ -32,10 +35,21 @@ export interface FaultContext {
   readonly obsoleteRoot?: boolean;
 }
 
+/** What the fault path reads of struct kvm; the platform only prepares private folios (kvm_arch_gmem_prepare). */
+export interface FaultVm {
+  readonly type: VmType;
+  readonly profile: KernelProfile;
+  readonly mm: HostMm;
+  readonly mmu: Mmu;
+  readonly memslots: Memslots;
+  readonly attributes: MemAttributes;
+  readonly platform: { prepare(page: Uint8Array, gfn: number, file: PrivateFile, index: number): void } | undefined;
+}
+
 /** Retries a fault may take before the model calls it a livelock (a real vCPU would spin). */
 const MAX_RETRIES = 64;
 
-export function faultIn(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean, ctx: FaultContext = {}): FaultOutcome {
+export function faultIn(vm: FaultVm, gfn: number, write: boolean, isPrivate: boolean, ctx: FaultContext = {}): FaultOutcome {
   for (let i = 0; i < MAX_RETRIES; i++) {
     const r = faultOnce(vm, gfn, write, isPrivate, ctx);
     if (r.kind !== 'retry') return r;
@@ -48,7 +62,7 @@ function memoryFault(isPrivate: boolean, errno: ErrnoName = 'EFAULT'): FaultOutc
   return { kind: 'memory_fault', errno, flags: isPrivate ? KVM_MEMORY_EXIT_FLAG_PRIVATE : 0n };
 }
 
-export function faultOnce(vm: KvmVm, gfn: number, write: boolean, isPrivate: boolean, ctx: FaultContext = {}): FaultOutcome {
+export function faultOnce(vm: FaultVm, gfn: number, write: boolean, isPrivate: boolean, ctx: FaultContext = {}): FaultOutcome {
   const mmu = vm.mmu;
   const snapshot = mmu.seq;
   // kvm_mmu_faultin_pfn: the access's privacy must match the attributes, else userspace converts

@@ -4,8 +4,7 @@
  * operations, and the optional operations themselves. A file type implements only what its kernel
  * counterpart's file_operations has; a missing operation makes the VFS answer as it would.
  */
-import { KvmError, type Stat } from '../api.js';
-import type { ErrnoName } from '../uapi/errno.js';
+import type { Stat } from '../api.js';
 import type { Policy } from './mempolicy.js';
 
 export interface FMode {
@@ -111,8 +110,4 @@ export interface MmapBacking {
   readonly collapsible: boolean;
   /** the inode, so host.ts can find every VMA mapping it when pages are truncated */
   readonly mappingKey: object;
-}
-
-export function fail(op: string, errno: ErrnoName, why: string): never {
-  throw new KvmError(op, errno, why);
 }

@@ -14,11 +14,11 @@ import {
   PAGE_SIZE_N,
 } from '../uapi/constants.js';
 import type { ErrnoName } from '../uapi/errno.js';
-import { type AddressSpaceOps, type FaultResult, type FMode, fail, type MmapBacking, ModelFile, type StatFields } from './file.js';
+import { fail } from './fail.js';
+import { type AddressSpaceOps, type FaultResult, type FMode, type MmapBacking, ModelFile, type StatFields } from './file.js';
 import type { HostMm } from './host.js';
 import { DEFAULT_POLICY, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
-import type { Memslot, PrivateFile } from './memslots.js';
-import type { PlantedBug } from './profiles.js';
+import type { GmemBinding, Memslot } from './memslots.js';
 import { RangeMap } from './range-map.js';
 import type { KvmVm } from './vm.js';
 
@@ -71,6 +71,8 @@ export class GmemInode {
 
   /** truncate_inode_pages_range over page indices [start, end): free them and zap host PTEs. */
   truncate(start: number, end: number): void {
+    // no folio lies past i_size, and a punch may reach far beyond it (kvm_gmem_punch_hole has no size check)
+    end = Math.min(end, Math.max(start, this.npages));
     const span = end - start;
     // walk whichever is smaller, the range or the pages held (deleting while iterating a Map or a
     // Set is well defined: visited entries are not revisited)
@@ -117,7 +119,7 @@ interface Binding {
 }
 
 /** One VM's file on a guest_memfd inode (struct gmem_file / kvm_gmem). */
-export class GmemFile extends ModelFile implements PrivateFile {
+export class GmemFile extends ModelFile implements GmemBinding {
   readonly kind = 'guest_memfd';
   readonly fmode: FMode = GMEM_FMODE;
   override readonly regular = true;
@@ -138,10 +140,6 @@ export class GmemFile extends ModelFile implements PrivateFile {
     inode.files.add(this);
   }
 
-  private bug(b: PlantedBug): boolean {
-    return this.vm.profile.plantedBugs?.has(b) ?? false;
-  }
-
   get isReleased(): boolean {
     return this.released;
   }
@@ -159,12 +157,9 @@ export class GmemFile extends ModelFile implements PrivateFile {
   override fallocate(mode: number, offset: bigint, len: bigint): void {
     const op = 'fallocate';
     // kvm_gmem_fallocate: KEEP_SIZE is mandatory, only PUNCH_HOLE may join it, ranges page aligned
-    const aligned = offset % PAGE_SIZE_N === 0n && len % PAGE_SIZE_N === 0n;
-    // planted bug (self-test only): the alignment check moved ahead of the mode checks
-    if (this.bug('fallocate-check-order') && !aligned) fail(op, 'EINVAL', 'planted bug: alignment checked first');
     if (!(mode & FALLOC_FL_KEEP_SIZE)) fail(op, 'EOPNOTSUPP', 'kvm_gmem_fallocate: FALLOC_FL_KEEP_SIZE is required');
     if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) fail(op, 'EOPNOTSUPP', 'kvm_gmem_fallocate: only KEEP_SIZE|PUNCH_HOLE');
-    if (!aligned) fail(op, 'EINVAL', 'kvm_gmem_fallocate: offset and len must be page aligned');
+    if (offset % PAGE_SIZE_N !== 0n || len % PAGE_SIZE_N !== 0n) fail(op, 'EINVAL', 'kvm_gmem_fallocate: offset and len must be page aligned');
     if (mode & FALLOC_FL_PUNCH_HOLE) this.punchHole(offset, len);
     else this.allocate(offset, len);
   }
@@ -180,13 +175,12 @@ export class GmemFile extends ModelFile implements PrivateFile {
    * bindings in the range, truncate, then end the invalidation, all under the invalidate lock so
    * begin and end balance.
    */
-  private punchHole(offset: bigint, len: bigint): void {
+  protected punchHole(offset: bigint, len: bigint): void {
     const start = Number(offset / PAGE_SIZE_N);
     const end = Number((offset + len) / PAGE_SIZE_N);
-    // planted bug (self-test only): truncate without telling KVM, leaving its mappings stale
     const begun: GmemFile[] = [];
-    if (!this.bug('punch-without-invalidation')) for (const f of this.inode.files) if (f.invalidateBegin(start, end)) begun.push(f);
-    this.inode.truncate(start, Math.min(end, Math.max(start, this.inode.npages)));
+    for (const f of this.inode.files) if (f.invalidateBegin(start, end)) begun.push(f);
+    this.inode.truncate(start, end);
     for (const f of begun) f.invalidateEnd();
   }
 
@@ -243,12 +237,15 @@ export class GmemFile extends ModelFile implements PrivateFile {
   /** The binding itself (kvm_gmem_commit_memory_region where split): a range bound already fails. */
   commitBind(slot: Memslot, { start, end }: { start: number; end: number }, overlapErrno: ErrnoName): void {
     const op = 'KVM_SET_USER_MEMORY_REGION2';
-    if (!this.bug('bind-without-overlap-check') && this.bindings.some((b) => b.start < end && start < b.end)) {
-      fail(op, overlapErrno, 'kvm_gmem_bind: file range already bound to another memslot');
-    }
+    if (this.bindingsFind(start, end)) fail(op, overlapErrno, 'kvm_gmem_bind: file range already bound to another memslot');
     this.bindings.push({ start, end, slot });
     this.bindings.sort((a, b) => a.start - b.start);
     slot.gmem = { file: this, pgoff: start };
+  }
+
+  /** xa_find(&gmem->bindings, &start, end - 1, XA_PRESENT): the first slot bound in [start, end). */
+  protected bindingsFind(start: number, end: number): Memslot | undefined {
+    return this.bindings.find((b) => b.start < end && start < b.end)?.slot;
   }
 
   /** kvm_gmem_unbind: clear the slot's range; nothing if the file was already released. */
@@ -271,8 +268,8 @@ export class GmemFile extends ModelFile implements PrivateFile {
   }
 
   /**
-   * kvm_gmem_get_pfn for a guest fault: the page backing `index`, or the errno KVM_RUN returns
-   * with KVM_EXIT_MEMORY_FAULT.
+   * __kvm_gmem_get_pfn, for a guest fault (kvm_gmem_get_pfn) and for kvm_gmem_populate: the page
+   * backing `index`, or the errno (KVM_RUN returns it with KVM_EXIT_MEMORY_FAULT).
    */
   getPfn(slot: Memslot, index: number): { page: Uint8Array } | { errno: ErrnoName } {
     if (this.bindingAt(index) !== slot) return { errno: 'EIO' };
@@ -280,11 +277,20 @@ export class GmemFile extends ModelFile implements PrivateFile {
     return { page: this.inode.getFolio(index) };
   }
 
+  /** memory_failure() -> the mapping's error_remove_folio, kvm_gmem_error_folio */
+  errorRemoveFolio(index: number): void {
+    this.inode.errorFolio(index);
+  }
+
   /** kvm_gmem_mmap (6.18): needs GUEST_MEMFD_FLAG_MMAP, and a shared mapping. */
   override mmap(shared: boolean): MmapBacking {
-    if (!this.inode.supportsMmap() && !this.bug('mmap-without-mmap-flag'))
-      fail('mmap', 'ENODEV', 'kvm_gmem_mmap: guest_memfd created without GUEST_MEMFD_FLAG_MMAP');
+    if (!this.inode.supportsMmap()) fail('mmap', 'ENODEV', 'kvm_gmem_mmap: guest_memfd created without GUEST_MEMFD_FLAG_MMAP');
     if (!shared) fail('mmap', 'EINVAL', 'kvm_gmem_mmap: only MAP_SHARED mappings');
+    return this.vmOps();
+  }
+
+  /** kvm_gmem_vm_ops, which kvm_gmem_mmap installs in the VMA once its checks passed. */
+  protected vmOps(): MmapBacking {
     const inode = this.inode;
     return {
       file: this,

@@ -5,7 +5,8 @@
  */
 import { HostFault, type HostMapping, hostAccessFault } from '../api.js';
 import { MADV, PAGE_SIZE, PAGE_SIZE_N, PROT_EXEC, PROT_READ, PROT_WRITE } from '../uapi/constants.js';
-import { type FaultResult, fail, type MmapBacking, type ModelFile } from './file.js';
+import { fail } from './fail.js';
+import type { FaultResult, MmapBacking, ModelFile } from './file.js';
 import { mbindPolicy, nodeFor, type Policy, PolicyMap } from './mempolicy.js';
 
 /**

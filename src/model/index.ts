@@ -7,7 +7,18 @@ import { DEFAULT_PROFILE, getProfile, type KernelProfile } from './profiles.js';
 
 export { checkInvariants } from './invariants.js';
 export { ModelKvm } from './kvm.js';
-export { DEFAULT_PROFILE, getProfile, hostProfile, type KernelProfile, type PlantedBug, PROFILE_NAMES, PROFILES, type ProbedCaps } from './profiles.js';
+export {
+  COCO_PROFILE_NAMES,
+  DEFAULT_PROFILE,
+  getProfile,
+  hostProfile,
+  type KernelProfile,
+  PROFILE_NAMES,
+  PROFILES,
+  type ProbedCaps,
+  type ProfileName,
+  VERSION_PROFILE_NAMES,
+} from './profiles.js';
 export { RangeMap } from './range-map.js';
 
 export interface ModelOptions {
@@ -20,7 +31,7 @@ export function createModelKvm(options: ModelOptions = {}): ModelKvm {
   return new ModelKvm(typeof k === 'string' ? getProfile(k) : k);
 }
 export { mappedLine, type PageView, pageMap, pageMapLine } from './inspect.js';
+export { ModelVm } from './model-vm.js';
 // confidential computing (issue 5): SNP/TDX hosts and what the model's platforms expose
 export { type LaunchLog, launchDigest, launchLog, platformOf, setSnpVcpuRegs } from './platforms/index.js';
 export { PLATFORMS, type Platform, withPlatform } from './profiles.js';
-export { ModelVm } from './vm.js';

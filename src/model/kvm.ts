@@ -5,11 +5,15 @@
 import type { FileOps, HostKernelAccess, HostMapping, Kvm, LaunchAccess, Vm } from '../api.js';
 import { KVM_API_VERSION, PROT_READ, PROT_WRITE, VM_TYPE, VM_TYPE_NAMES, type VmType } from '../uapi/constants.js';
 import { checkExtension } from './caps.js';
-import { type FMode, fail, ModelFile, type StatFields } from './file.js';
-import { hostKernelAccess, launchDigest, setSnpVcpuRegs } from './platforms/index.js';
+import { fail } from './fail.js';
+import { type FMode, ModelFile, type StatFields } from './file.js';
+import { hostKernelAccess } from './host-kernel.js';
+import { ModelVm } from './model-vm.js';
+import { launchDigest, setSnpVcpuRegs } from './platforms/index.js';
 import { ModelProcess } from './process.js';
 import type { KernelProfile } from './profiles.js';
-import { KvmVm, ModelVm, VmFile } from './vm.js';
+import { KvmVm } from './vm.js';
+import { VmFile } from './vm-file.js';
 
 const LAUNCH: LaunchAccess = { setSnpVcpuRegs, launchDigest };
 

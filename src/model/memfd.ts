@@ -4,7 +4,8 @@
  * EINVAL), and the host memory that the fd-based design started from.
  */
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, PAGE_SIZE, PAGE_SIZE_N } from '../uapi/constants.js';
-import { type FaultResult, type FMode, fail, type MmapBacking, ModelFile, type StatFields } from './file.js';
+import { fail } from './fail.js';
+import { type FaultResult, type FMode, type MmapBacking, ModelFile, type StatFields } from './file.js';
 import type { HostMm } from './host.js';
 import { nodeFor, type Policy, PolicyMap } from './mempolicy.js';
 

@@ -5,7 +5,7 @@
  * guest_memfd NUMA selftests can run.
  */
 import { MPOL, MPOL_MAX, MPOL_MODE_FLAGS } from '../uapi/constants.js';
-import { fail } from './file.js';
+import { fail } from './fail.js';
 import { RangeMap } from './range-map.js';
 
 export interface Policy {

@@ -13,13 +13,13 @@ import {
   KVM_USER_MEM_SLOTS,
   PAGE_SIZE_N,
   U64_MAX,
+  type VmType,
 } from '../uapi/constants.js';
 import type { ErrnoName } from '../uapi/errno.js';
+import { fail } from './fail.js';
 import type { ModelFile } from './file.js';
-import { fail } from './file.js';
-import { GmemFile } from './guest-memfd.js';
-import { TASK_SIZE_MAX } from './host.js';
-import type { KvmVm } from './vm.js';
+import { type HostMm, TASK_SIZE_MAX } from './host.js';
+import type { KernelProfile } from './profiles.js';
 
 /**
  * What backs a slot's private side: a guest_memfd file here, or, in another design (src/designs/),
@@ -27,16 +27,50 @@ import type { KvmVm } from './vm.js';
  */
 export interface PrivateFile {
   readonly isReleased: boolean;
-  /** the page for a guest fault at file page `index`, or the errno KVM_RUN returns */
+  /** __kvm_gmem_get_pfn: the page at file page `index`, or the errno */
   getPfn(slot: Memslot, index: number): { page: Uint8Array } | { errno: ErrnoName };
   /** the page now at `index`, without allocating (invariants, views) */
   peek(index: number): Uint8Array | undefined;
   bindingAt(index: number): Memslot | undefined;
   unbind(slot: Memslot): void;
+  /** memory_failure() on the folio at `index`: the mapping's error_remove_folio, where it has one */
+  errorRemoveFolio?(index: number): void;
+}
+
+/**
+ * What the memslot code calls on a guest_memfd (kvm_host.h: kvm_gmem_bind, split into
+ * kvm_gmem_prepare/commit_memory_region in 7.2) once fget found a file with kvm_gmem_fops.
+ */
+export interface GmemBinding extends PrivateFile {
+  readonly inode: { supportsMmap(): boolean };
+  bind(slot: Memslot, offset: bigint, overlapErrno: ErrnoName): void;
+  prepareBind(slot: Memslot, offset: bigint): { start: number; end: number };
+  commitBind(slot: Memslot, range: { start: number; end: number }, overlapErrno: ErrnoName): void;
+}
+
+/** `file->f_op == &kvm_gmem_fops`: the file's type, not its class, says it is a guest_memfd. */
+function isGmem(file: ModelFile): file is ModelFile & GmemBinding {
+  return file.kind === 'guest_memfd';
+}
+
+/**
+ * What the memslot code reads of struct kvm: the VM's type and kernel, and its MMU for the zaps a
+ * deleted or moved slot needs. Named here, so that memslots sit below struct kvm (vm.ts) as
+ * kvm_memslots sit inside it.
+ */
+export interface MemslotsVm {
+  readonly type: VmType;
+  readonly profile: KernelProfile;
+  readonly mm: HostMm;
+  /** kvm_arch_has_private_mem */
+  readonly hasPrivateMem: boolean;
+  /** kvm_arch_has_readonly_mem */
+  readonly hasReadonlyMem: boolean;
+  readonly mmu: { zapAllFast(): void; zapSlot(slot: Memslot): void };
 }
 
 export interface Memslot {
-  readonly vm: KvmVm;
+  readonly vm: MemslotsVm;
   readonly id: number;
   readonly asId: number;
   baseGfn: number;
@@ -65,7 +99,7 @@ export class Memslots {
   generation = 0;
   private readonly slots = new Map<number, Memslot>();
 
-  constructor(protected readonly vm: KvmVm) {}
+  constructor(protected readonly vm: MemslotsVm) {}
 
   private static key(asId: number, id: number): number {
     return asId * 0x10000 + id;
@@ -203,10 +237,10 @@ export class Memslots {
     slot: Memslot,
     m: RegionArgs,
     fget: (fd: number) => ModelFile | undefined,
-  ): { file: GmemFile; range: { start: number; end: number } } {
+  ): { file: GmemBinding; range: { start: number; end: number } } {
     const file = fget(m.guestMemfd);
     if (!file) fail(op, 'EBADF', `kvm_gmem_prepare_memory_region: fd ${m.guestMemfd} is not open`);
-    if (!(file instanceof GmemFile)) fail(op, 'EINVAL', `kvm_gmem_prepare_memory_region: fd ${m.guestMemfd} is not a guest_memfd`);
+    if (!isGmem(file)) fail(op, 'EINVAL', `kvm_gmem_prepare_memory_region: fd ${m.guestMemfd} is not a guest_memfd`);
     return { file, range: file.prepareBind(slot, m.guestMemfdOffset) };
   }
 
@@ -214,7 +248,7 @@ export class Memslots {
   protected bindPrivate(op: string, slot: Memslot, m: RegionArgs, fget: (fd: number) => ModelFile | undefined): void {
     const file = fget(m.guestMemfd);
     if (!file) fail(op, 'EBADF', `kvm_gmem_bind: fd ${m.guestMemfd} is not open`);
-    if (!(file instanceof GmemFile)) fail(op, 'EINVAL', `kvm_gmem_bind: fd ${m.guestMemfd} is not a guest_memfd`);
+    if (!isGmem(file)) fail(op, 'EINVAL', `kvm_gmem_bind: fd ${m.guestMemfd} is not a guest_memfd`);
     file.bind(slot, m.guestMemfdOffset, this.vm.profile.bindOverlapErrno);
     slot.gmemOnly = this.vm.profile.gmemOnlySlots && file.inode.supportsMmap();
   }

@@ -45,11 +45,6 @@ export class Mmu {
    * kvm_tdp_mmu_invalidate_all_roots() sets role.invalid to the same effect).
    */
   validGen = 0;
-  /**
-   * Test hook: runs between resolving a fault's page and installing its mapping, where a real
-   * invalidation on another CPU could land. It lets tests drive the race deterministically.
-   */
-  beforeInstall: ((gfn: number) => void) | undefined;
 
   /** kvm_mmu_invalidate_begin */
   invalidateBegin(): void {
@@ -117,7 +112,7 @@ export class Mmu {
   /**
    * kvm_mmu_zap_all_fast (__kvm_mmu_zap_all_fast_front_half/_back_half): a new mmu_valid_gen, every
    * root invalid and zapped, and KVM_REQ_MMU_FREE_OBSOLETE_ROOTS made to every vCPU (which only
-   * vcpu_enter_guest, or a fixed kvm_mmu_reload, acts on: src/model/vcpu.ts).
+   * vcpu_enter_guest, or a fixed kvm_mmu_reload, acts on: src/model/model-vcpu.ts).
    */
   zapAllFast(): void {
     this.sptes.clear();
@@ -134,7 +129,6 @@ export class Mmu {
 
   /** Install a mapping unless the fault raced an invalidation; false means RET_PF_RETRY. */
   install(gfn: number, spte: Spte, snapshot: number): boolean {
-    this.beforeInstall?.(gfn);
     if (this.isStale(gfn, snapshot)) {
       this.retries++;
       return false;

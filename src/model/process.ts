@@ -2,10 +2,6 @@
  * The host process the model's KVM objects live in: one fd table, one address space, one inode
  * number counter. fds 0-2 are taken, as in any process, so the first KVM fd is 3.
  */
-import type { GuestMemfd, HostMapping } from '../api.js';
-import { MAP_SHARED } from '../uapi/constants.js';
-import { fail } from './file.js';
-import { GmemFile } from './guest-memfd.js';
 import { HostMm } from './host.js';
 import { FdTable, NullFile, Vfs } from './vfs.js';
 
@@ -14,6 +10,15 @@ export class ModelProcess {
   readonly mm = new HostMm();
   private ino = 1000n;
   readonly vfs: Vfs;
+  /** signals generated for the task and not yet delivered: what signal_pending(current) reads */
+  private pendingSignals = 0;
+  /**
+   * An interval timer (setitimer ITIMER_REAL) is armed, so a task that waits in the kernel until a
+   * signal arrives gets one. The model has no clock: such a wait ends at once, with the signal
+   * pending. Armed by default, as in any process that runs guests under a deadline; unarmed, a wait
+   * that only a signal ends would never return, and the model refuses to pretend it does.
+   */
+  timerArmed = true;
 
   constructor() {
     this.vfs = new Vfs(this.fdt, this.mm, () => this.nextIno());
@@ -25,38 +30,19 @@ export class ModelProcess {
     return this.ino++;
   }
 
-  gmemHandle(fd: number): GuestMemfd {
-    return new ModelGuestMemfd(this, fd);
-  }
-}
-
-/** The GuestMemfd interface over a guest_memfd fd number: each call is the syscall on that fd. */
-export class ModelGuestMemfd implements GuestMemfd {
-  constructor(
-    private readonly proc: ModelProcess,
-    readonly fd: number,
-  ) {}
-
-  size(): bigint {
-    return this.proc.vfs.fstat(this.fd).size;
+  /** signal_pending(current) */
+  signalPending(): boolean {
+    return this.pendingSignals > 0;
   }
 
-  fallocate(mode: number, offset: bigint, len: bigint): void {
-    this.proc.vfs.fallocate(this.fd, mode, offset, len);
+  /** A kernel loop that only a signal ends goes round again: the armed timer expires, its signal is pending. */
+  waitForSignal(): void {
+    if (!this.timerArmed) throw new Error('the task loops in the kernel until a signal arrives, and no timer is armed to send one');
+    this.pendingSignals++;
   }
 
-  mmap(offset: bigint, length: bigint, prot: number, flags: number = MAP_SHARED): HostMapping {
-    return this.proc.vfs.mmap(this.fd, offset, length, prot, flags);
-  }
-
-  close(): void {
-    this.proc.vfs.close(this.fd);
-  }
-
-  /** The file behind the fd, for tests and invariants (not part of the interface). */
-  get file(): GmemFile {
-    const f = this.proc.fdt.get(this.fd, 'fget');
-    if (!(f instanceof GmemFile)) fail('fget', 'EINVAL', `fd ${this.fd} is not a guest_memfd`);
-    return f;
+  /** The return to userspace (exit_to_user_mode_loop): pending signals are delivered. */
+  deliverSignals(): void {
+    this.pendingSignals = 0;
   }
 }

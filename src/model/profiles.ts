@@ -5,8 +5,6 @@
 import { CAP, GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP, VM_TYPE, type VmType } from '../uapi/constants.js';
 import type { ErrnoName } from '../uapi/errno.js';
 
-export type PlantedBug = 'punch-without-invalidation' | 'bind-without-overlap-check' | 'fallocate-check-order' | 'mmap-without-mmap-flag';
-
 export interface KernelProfile {
   readonly name: string;
   /** uname-style version this profile follows, for reports */
@@ -91,11 +89,6 @@ export interface KernelProfile {
    * KVM_SEV_SNP_LAUNCH_UPDATE refuses a source that is not 4 KiB aligned. Before: 6.11-6.19 rules.
    */
   readonly populateGupFirst: boolean;
-  /**
-   * Bugs planted on purpose, for the differential tester's self-test (src/diff/mutants.ts): each
-   * names the rule it breaks. Real profiles have none.
-   */
-  readonly plantedBugs?: ReadonlySet<PlantedBug>;
   /** Capabilities read from a live kernel, used verbatim by KVM_CHECK_EXTENSION ('host' profile). */
   readonly capsOverride?: Readonly<Record<number, number>>;
   /**
@@ -249,7 +242,33 @@ export const PROFILES: Readonly<Record<string, KernelProfile>> = {
   // confidential-computing hosts (see withPlatform): 6.12+snp, 6.18+snp, 6.18+tdx, 7.3+…, next+…
   ...PLATFORM_PROFILES,
 };
-export const PROFILE_NAMES = [...Object.keys(PROFILES), 'host'] as const;
+/** The version profiles of PROFILES, by name, in order. */
+export const VERSION_PROFILE_NAMES = ['6.8', '6.12', '6.18', '6.19', '7.0', '7.1', '7.2', '7.3', 'next'] as const;
+/** The confidential-computing hosts of PROFILES (withPlatform on each version that has the VM type), in order. */
+export const COCO_PROFILE_NAMES = [
+  '6.12+snp',
+  '6.18+snp',
+  '6.18+tdx',
+  '6.19+snp',
+  '6.19+tdx',
+  '7.0+snp',
+  '7.0+tdx',
+  '7.1+snp',
+  '7.1+tdx',
+  '7.2+snp',
+  '7.2+tdx',
+  '7.3+snp',
+  '7.3+tdx',
+  'next+snp',
+  'next+tdx',
+] as const;
+/**
+ * Every kernel name the model answers to: the version profiles, the confidential-computing hosts,
+ * and 'host' (hostProfile, built from a probe of the live kernel). Spelled out rather than derived
+ * from PROFILES so that the names are types too; tests/model/profiles.test.ts holds the two equal.
+ */
+export const PROFILE_NAMES = [...VERSION_PROFILE_NAMES, ...COCO_PROFILE_NAMES, 'host'] as const;
+export type ProfileName = (typeof PROFILE_NAMES)[number];
 export const DEFAULT_PROFILE = '6.18';
 
 export function getProfile(name: string): KernelProfile {

@@ -22,7 +22,8 @@ import {
   SEEK_END,
   SEEK_SET,
 } from '../uapi/constants.js';
-import { type FMode, fail, ModelFile, type StatFields } from './file.js';
+import { fail } from './fail.js';
+import { type FMode, ModelFile, type StatFields } from './file.js';
 import type { HostMm } from './host.js';
 import { MemfdFile } from './memfd.js';
 

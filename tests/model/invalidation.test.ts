@@ -2,7 +2,7 @@
  * KERNEL-SPEC §2.H: the invalidation protocol (kvm_mmu_invalidate_begin / _range_add / _end,
  * mmu_invalidate_retry_gfn) and who runs it: guest_memfd punch (H6) and release (H7), attribute
  * changes (H8, see attributes.test.ts for F5). The fault-side retry is driven deterministically
- * through mmu.beforeInstall, which runs between the page lookup and the install.
+ * by raceInstall, which runs a callback between the page lookup and the install.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -13,6 +13,21 @@ const GPA = 0xc0000000n;
 const GFN = Number(GPA / PS);
 
 /** sw_protected VM with a 16-page guest_memfd bound at pgoff 4 (8 pages) to slot 1 at GPA, all private. */
+/**
+ * Run `race` at the start of every mmu.install, i.e. between a fault's page lookup and its install,
+ * where an invalidation on another CPU could land; returns the undo.
+ */
+function raceInstall(mmu: Mmu, race: (gfn: number) => void): () => void {
+  const install = mmu.install;
+  mmu.install = function (this: Mmu, gfn, spte, snapshot) {
+    race(gfn);
+    return install.call(this, gfn, spte, snapshot);
+  };
+  return () => {
+    mmu.install = install;
+  };
+}
+
 function bound() {
   const s = setup('6.18', 'sw_protected');
   const g = s.vm.createGuestMemfd({ size: 16n * PS, flags: 0n });
@@ -98,12 +113,12 @@ test('H5: a fault that raced a punch of its page retries, and the guest reads th
   k.mmu.unmapGfnRange(GFN, GFN + 1);
   k.mmu.invalidateEnd();
   let calls = 0;
-  k.mmu.beforeInstall = () => {
+  const undo = raceInstall(k.mmu, () => {
     if (calls++ === 0) g.fallocate(KEEP_PUNCH, 4n * PS, PS);
-  };
+  });
   const retries = k.mmu.retries;
   const e = runProgram(vcpu, [read(GPA, 1), hlt]);
-  k.mmu.beforeInstall = undefined;
+  undo();
   assert.deepEqual(e.reads, [0n]);
   assert.equal(k.mmu.retries, retries + 1);
   assert.equal(calls, 2);
@@ -113,7 +128,7 @@ test('H5: a fault that raced a punch of its page retries, and the guest reads th
 test('H5: an in-progress invalidation covering the gfn makes the fault retry even before seq moves', () => {
   const { vcpu, k } = bound();
   let calls = 0;
-  k.mmu.beforeInstall = () => {
+  const undo = raceInstall(k.mmu, () => {
     calls++;
     if (calls === 1) {
       k.mmu.invalidateBegin();
@@ -122,10 +137,10 @@ test('H5: an in-progress invalidation covering the gfn makes the fault retry eve
     } else if (calls === 2) {
       k.mmu.invalidateEnd(); // still stale: seq moved past this attempt's snapshot
     }
-  };
+  });
   const retries = k.mmu.retries;
   assert.equal(runProgram(vcpu, [read(GPA), hlt]).reason, 'hlt');
-  k.mmu.beforeInstall = undefined;
+  undo();
   assert.equal(calls, 3);
   assert.equal(k.mmu.retries, retries + 2);
 });
@@ -133,7 +148,7 @@ test('H5: an in-progress invalidation covering the gfn makes the fault retry eve
 test('H5: an in-progress invalidation elsewhere does not stop a fault; a completed one anywhere does (seq moved)', () => {
   const { vcpu, k } = bound();
   const seen: number[] = [];
-  k.mmu.beforeInstall = (gfn) => {
+  const undo = raceInstall(k.mmu, (gfn) => {
     seen.push(gfn);
     if (seen.length === 1) {
       // first fault (GFN): an invalidation of another range begins and is still running
@@ -143,10 +158,10 @@ test('H5: an in-progress invalidation elsewhere does not stop a fault; a complet
       // second fault (GFN+1), outside the range: the invalidation ends under it, seq moves
       k.mmu.invalidateEnd();
     }
-  };
+  });
   const retries = k.mmu.retries;
   assert.equal(runProgram(vcpu, [read(GPA), read(GPA + PS), hlt]).reason, 'hlt');
-  k.mmu.beforeInstall = undefined;
+  undo();
   assert.deepEqual(seen, [GFN, GFN + 1, GFN + 1]);
   assert.equal(k.mmu.retries, retries + 1, 'only the second fault retried');
   assert.equal(k.mmu.sptes.has(GFN), true);

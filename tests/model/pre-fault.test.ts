@@ -185,6 +185,15 @@ test('6.12 (kvm_mmu_reload keeps an obsolete root): after a slot delete, pre-fau
   assert.equal(preFaultError(vcpu, SLOT_GPA, PS).errno, 'EINTR');
 });
 
+test('6.12: the EINTR is the signal the process gets (signal_pending in kvm_tdp_map_page); with no timer armed the model refuses to spin for ever', () => {
+  const { kvm, vm, vcpu } = loadedRoot('6.12');
+  deleteSlot(vm, 0);
+  assert.equal(preFaultError(vcpu, SLOT_GPA, PS).errno, 'EINTR');
+  assert.equal(kvm.proc.signalPending(), false, 'delivered on the way back to userspace');
+  kvm.proc.timerArmed = false;
+  assert.throws(() => vcpu.preFaultMemory({ gpa: SLOT_GPA, size: PS, flags: 0n }), /no timer is armed/);
+});
+
 test('6.12: a memslot move (KVM_MR_MOVE) obsoletes the root the same way', () => {
   const { vm, host, vcpu } = loadedRoot('6.12');
   vm.setUserMemoryRegion2(region({ slot: 0, guestPhysAddr: MOVED_GPA, memorySize: 2n * PS, userspaceAddr: host.addr }));

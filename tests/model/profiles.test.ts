@@ -13,7 +13,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { Vm, VmType } from '../../src/api.js';
-import { getProfile, hostProfile, withPlatform } from '../../src/model/index.js';
+import { COCO_PROFILE_NAMES, getProfile, hostProfile, PROFILE_NAMES, PROFILES, VERSION_PROFILE_NAMES, withPlatform } from '../../src/model/index.js';
 import { CAP, PENDING_CAP } from '../../src/uapi/constants.js';
 import {
   bindGmem,
@@ -325,4 +325,15 @@ test("host: a probe of an older kernel release takes that version's rules (6.8: 
   assert.equal(gmemSlot(vm, 1, 0n, g.fd, 0n, PS), 'EINVAL');
   expectErrno(() => vm.createGuestMemfd({ size: PS, flags: GMEM_MMAP }), 'EINVAL');
   expectOk(() => kvm.createVm('sw_protected'));
+});
+
+test('PROFILE_NAMES spells out every profile of PROFILES, version profiles first, then the confidential-computing hosts, then host', () => {
+  assert.deepEqual([...VERSION_PROFILE_NAMES, ...COCO_PROFILE_NAMES], Object.keys(PROFILES));
+  assert.deepEqual(PROFILE_NAMES, [...Object.keys(PROFILES), 'host']);
+  for (const name of COCO_PROFILE_NAMES) assert.equal(PROFILES[name]?.platform, name.split('+')[1]);
+});
+test('PROFILE_NAMES spells out every profile of PROFILES, version profiles first, then the confidential-computing hosts, then host', () => {
+  assert.deepEqual([...VERSION_PROFILE_NAMES, ...COCO_PROFILE_NAMES], Object.keys(PROFILES));
+  assert.deepEqual(PROFILE_NAMES, [...Object.keys(PROFILES), 'host']);
+  for (const name of COCO_PROFILE_NAMES) assert.equal(PROFILES[name]?.platform, name.split('+')[1]);
 });

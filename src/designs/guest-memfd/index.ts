@@ -6,8 +6,8 @@
 import type { Vm } from '../../api.js';
 import type { DesignKvmOps, DesignVmOps } from '../../design-api.js';
 import { ModelKvm } from '../../model/kvm.js';
+import { ModelVm } from '../../model/model-vm.js';
 import { DEFAULT_PROFILE, getProfile, type KernelProfile } from '../../model/profiles.js';
-import { ModelVm } from '../../model/vm.js';
 import type { VmType } from '../../uapi/constants.js';
 import { backingPages, mmMigrate, mmReclaim } from '../host/hazard-ops.js';
 

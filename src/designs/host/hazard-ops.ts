@@ -3,7 +3,7 @@
  * the kernel trying to migrate or reclaim a page of a file (HostMm.migratePage/reclaimPage reach the
  * file's page cache), and how many pages back one guest physical address (double allocation).
  */
-import { fail } from '../../model/file.js';
+import { fail } from '../../model/fail.js';
 import type { ModelProcess } from '../../model/process.js';
 import type { KvmVm } from '../../model/vm.js';
 import { PAGE_SIZE_N } from '../../uapi/constants.js';

@@ -10,7 +10,7 @@
  * or other bindings (that was the proposal); and the flags stay after the last binding goes, as
  * v7's memfile_unregister_notifier leaves them.
  */
-import { fail } from '../../model/file.js';
+import { fail } from '../../model/fail.js';
 import type { KernelProfile } from '../../model/profiles.js';
 import type { VmType } from '../../uapi/constants.js';
 import type { MemfileBinding } from '../v7/binding.js';

@@ -5,10 +5,10 @@
  */
 import type { FileOps, HostMapping, Stat, Vm } from '../../api.js';
 import type { DesignKvmOps } from '../../design-api.js';
-import { fail } from '../../model/file.js';
+import { fail } from '../../model/fail.js';
 import { ModelKvm } from '../../model/kvm.js';
 import type { KernelProfile } from '../../model/profiles.js';
-import { VmFile } from '../../model/vm.js';
+import { VmFile } from '../../model/vm-file.js';
 import { PROT_WRITE, type VmType } from '../../uapi/constants.js';
 import { mmMigrate, mmReclaim } from '../host/hazard-ops.js';
 import {

@@ -4,8 +4,8 @@
  * and holds the MEMFILE_F_* flags and the registered notifiers; the store hands out pages by file
  * offset (get_pfn) and calls the notifiers before it frees them.
  */
+import { fail } from '../../model/fail.js';
 import type { ModelFile } from '../../model/file.js';
-import { fail } from '../../model/file.js';
 import type { ErrnoName } from '../../uapi/errno.js';
 import { MEMFILE_F_ALLOWED_MASK, V7_PATCH } from './constants.js';
 

@@ -3,7 +3,8 @@
  * generic checks (the private_offset checks are the guest_memfd_offset ones: same bit, same rule);
  * v7 changes which flags are valid and what binding the private side means.
  */
-import { fail, type ModelFile } from '../../model/file.js';
+import { fail } from '../../model/fail.js';
+import type { ModelFile } from '../../model/file.js';
 import { type Memslot, Memslots, type RegionArgs } from '../../model/memslots.js';
 import { KVM_MEM_LOG_DIRTY_PAGES, KVM_MEM_READONLY, PAGE_SIZE_N } from '../../uapi/constants.js';
 import { MemfileBinding, type ZapTarget } from './binding.js';

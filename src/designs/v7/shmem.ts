@@ -6,7 +6,8 @@
  * changes is only that the node's flags start as USER_INACCESSIBLE.
  */
 
-import { type AddressSpaceOps, type FaultResult, fail, type MmapBacking, type ModelFile, type StatFields } from '../../model/file.js';
+import { fail } from '../../model/fail.js';
+import type { AddressSpaceOps, FaultResult, MmapBacking, ModelFile, StatFields } from '../../model/file.js';
 import type { HostMm } from '../../model/host.js';
 import { MemfdFile } from '../../model/memfd.js';
 import { FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, PAGE_SIZE, PAGE_SIZE_N, PROT_WRITE } from '../../uapi/constants.js';

@@ -17,10 +17,11 @@ import type {
   VcpuExit,
 } from '../../api.js';
 import type { DesignVmOps, EncRegion, TdxInitMemRegion, UserspaceMemoryRegionExt } from '../../design-api.js';
+import { fail } from '../../model/fail.js';
 import type { FaultOutcome } from '../../model/fault.js';
-import { fail } from '../../model/file.js';
 import { Mmu } from '../../model/mmu.js';
-import { KvmVm, ModelVm } from '../../model/vm.js';
+import { ModelVm } from '../../model/model-vm.js';
+import { KvmVm } from '../../model/vm.js';
 import { KVM_MEMORY_ATTRIBUTE_PRIVATE, PAGE_SIZE, PAGE_SIZE_N, U64_MAX } from '../../uapi/constants.js';
 import { backingPages } from '../host/hazard-ops.js';
 import { hostOf } from '../host/host.js';

@@ -7,9 +7,9 @@
  *  - tdx.ts: TDX. KVM_TDX_INIT_VM / INIT_VCPU / INIT_MEM_REGION / FINALIZE_VM, the Secure-EPT
  *    (pages added at launch are accepted, pages a fault adds are pending until TDG.MEM.PAGE.ACCEPT),
  *    host access to TD memory as a machine check that poisons the page, the MRTD record log.
- * Both share the fault-path rule the vCPU already applies (vcpu.ts isPrivate: the guest's C-bit or
+ * Both share the fault-path rule the vCPU already applies (model-vcpu.ts isPrivate: the guest's C-bit or
  * shared bit, not the attributes, says whether an access is private; a mismatch with the attributes
- * is KVM_EXIT_MEMORY_FAULT in fault.ts), guest_memfd flags without INIT_SHARED (vm.ts
+ * is KVM_EXIT_MEMORY_FAULT in fault.ts), guest_memfd flags without INIT_SHARED (model-vm.ts
  * createGuestMemfd: kvm_arch_supports_gmem_init_shared is false with private memory), and
  * kvm_gmem_populate (populate.ts).
  *
@@ -20,16 +20,38 @@
  */
 import type { GuestOp, MemoryEncryptCommand, MemoryEncryptResult, VcpuExit } from '../../api.js';
 import { KvmError } from '../../api.js';
-import { PAGE_SIZE_N } from '../../uapi/constants.js';
+import { PAGE_SIZE_N, type VmType } from '../../uapi/constants.js';
 import type { ErrnoName } from '../../uapi/errno.js';
-import { fail } from '../file.js';
-import { GmemFile } from '../guest-memfd.js';
-import type { PhysicalPageOwner } from '../host.js';
-import type { PrivateFile } from '../memslots.js';
-import type { Spte } from '../mmu.js';
-import type { Platform } from '../profiles.js';
-import type { VcpuFile } from '../vcpu.js';
-import type { KvmVm } from '../vm.js';
+import type { MemAttributes } from '../attributes.js';
+import type { FaultContext, FaultOutcome } from '../fault.js';
+import type { HostMm, PhysicalPageOwner } from '../host.js';
+import type { Memslots, PrivateFile } from '../memslots.js';
+import type { Mmu, Spte } from '../mmu.js';
+import type { KernelProfile, Platform } from '../profiles.js';
+
+/**
+ * struct kvm as the platform code reads it. The platform state hangs off struct kvm (kvm->arch:
+ * kvm_sev_info, kvm_tdx), so it names what it needs here rather than importing vm.ts, which
+ * creates it.
+ */
+export interface CocoVm {
+  readonly type: VmType;
+  readonly profile: KernelProfile;
+  readonly mm: HostMm;
+  readonly mmu: Mmu;
+  readonly memslots: Memslots;
+  readonly attributes: MemAttributes;
+  readonly vcpuIds: ReadonlySet<number>;
+  readonly platform: CocoPlatform | undefined;
+  /** the guest page-fault path (fault.ts), as a private access of PVALIDATE or TDG.MEM.PAGE.ACCEPT takes it */
+  faultIn(gfn: number, write: boolean, isPrivate: boolean, ctx?: FaultContext): FaultOutcome;
+}
+
+/** struct kvm_vcpu as the platform code reads it: the platforms keep per-vCPU state keyed by it. */
+export interface CocoVcpu {
+  readonly id: number;
+  readonly vm: CocoVm;
+}
 
 /** What a guest instruction (PVALIDATE, TDG.MEM.PAGE.ACCEPT) left: its RAX, or the exit it caused. */
 export type InstructionResult = { status: bigint } | { exit: Omit<VcpuExit, 'reads'> };
@@ -37,7 +59,7 @@ export type InstructionResult = { status: bigint } | { exit: Omit<VcpuExit, 'rea
 export abstract class CocoPlatform implements PhysicalPageOwner {
   abstract readonly kind: Platform;
   /** every vCPU created on the VM, in creation order (kvm_for_each_vcpu) */
-  readonly vcpus: VcpuFile[] = [];
+  readonly vcpus: CocoVcpu[] = [];
   /** kvm->created_vcpus */
   createdVcpus = 0;
   /** kvm->arch.pre_fault_allowed: false for SNP/TDX until the launch is finished */
@@ -45,7 +67,7 @@ export abstract class CocoPlatform implements PhysicalPageOwner {
   /** folios guest_memfd marked prepared / up to date (kvm_gmem_mark_prepared): populate refuses them */
   readonly prepared = new WeakSet<Uint8Array>();
 
-  constructor(readonly vm: KvmVm) {}
+  constructor(readonly vm: CocoVm) {}
 
   /** Whether the host profile says this hardware is there: the lifecycle gates apply. */
   get strict(): boolean {
@@ -55,15 +77,15 @@ export abstract class CocoPlatform implements PhysicalPageOwner {
   /** KVM_MEMORY_ENCRYPT_OP on the VM fd. */
   abstract vmOp(cmd: MemoryEncryptCommand): MemoryEncryptResult;
   /** KVM_MEMORY_ENCRYPT_OP on a vCPU fd. */
-  abstract vcpuOp(vcpu: VcpuFile, cmd: MemoryEncryptCommand): MemoryEncryptResult;
+  abstract vcpuOp(vcpu: CocoVcpu, cmd: MemoryEncryptCommand): MemoryEncryptResult;
   /** KVM_CREATE_VCPU: the arch check before the vCPU exists (throws the errno). */
   vcpuCreate(_op: string): void {}
-  vcpuCreated(v: VcpuFile): void {
+  vcpuCreated(v: CocoVcpu): void {
     this.createdVcpus++;
     this.vcpus.push(v);
   }
   /** KVM_RUN: kvm_x86_ops.vcpu_pre_run (throws the errno). */
-  abstract preRun(v: VcpuFile): void;
+  abstract preRun(v: CocoVcpu): void;
   /**
    * A private fault handed guest_memfd folio `page` at `gfn` to the guest (kvm_gmem_get_pfn ->
    * kvm_gmem_prepare_folio -> kvm_arch_gmem_prepare).
@@ -99,7 +121,7 @@ export function commandId(
 }
 
 /** The host's CPU vendor for KVM_MEMORY_ENCRYPT_OP: the profile's platform, else the VM's own type. */
-export function hostPlatform(vm: KvmVm): Platform | undefined {
+export function hostPlatform(vm: CocoVm): Platform | undefined {
   if (vm.profile.platform) return vm.profile.platform;
   return vm.type === 'snp' || vm.type === 'tdx' ? vm.type : undefined;
 }
@@ -110,7 +132,7 @@ export function failWith(op: string, errno: ErrnoName, why: string, data?: Recor
 }
 
 /** A private page the guest touches with a PVALIDATE / TDG.MEM.PAGE.ACCEPT: fault it in like a private read. */
-export function cocoInstruction(v: VcpuFile, op: GuestOp & { gpa: bigint }): InstructionResult {
+export function cocoInstruction(v: CocoVcpu, op: GuestOp & { gpa: bigint }): InstructionResult {
   const vm = v.vm;
   const p = vm.platform;
   const want = op.op === 'pvalidate' ? 'snp' : 'tdx';
@@ -134,10 +156,4 @@ export function cocoInstruction(v: VcpuFile, op: GuestOp & { gpa: bigint }): Ins
     spte = r.spte;
   }
   return { status: p.instruction(op, spte) };
-}
-
-/** The guest_memfd file behind a model fd, for the host-kernel accesses. */
-export function gmemFileOf(f: unknown, op: string): GmemFile {
-  if (!(f instanceof GmemFile)) fail(op, 'EINVAL', 'not a guest_memfd');
-  return f;
 }

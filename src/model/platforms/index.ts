@@ -7,9 +7,9 @@
  *  - tdx.ts: TDX. KVM_TDX_INIT_VM / INIT_VCPU / INIT_MEM_REGION / FINALIZE_VM, the Secure-EPT
  *    (pages added at launch are accepted, pages a fault adds are pending until TDG.MEM.PAGE.ACCEPT),
  *    host access to TD memory as a machine check that poisons the page, the MRTD record log.
- * Both share the fault-path rule the vCPU already applies (vcpu.ts isPrivate: the guest's C-bit or
+ * Both share the fault-path rule the vCPU already applies (model-vcpu.ts isPrivate: the guest's C-bit or
  * shared bit, not the attributes, says whether an access is private; a mismatch with the attributes
- * is KVM_EXIT_MEMORY_FAULT with EFAULT in fault.ts), guest_memfd flags without INIT_SHARED (vm.ts
+ * is KVM_EXIT_MEMORY_FAULT with EFAULT in fault.ts), guest_memfd flags without INIT_SHARED (model-vm.ts
  * createGuestMemfd: kvm_arch_supports_gmem_init_shared is false with private memory), and
  * kvm_gmem_populate (populate.ts), the only way either puts data into guest_memfd before launch.
  *
@@ -18,15 +18,11 @@
  * withPlatform); a profile that only lists the type keeps them off, so the fault-path rules can be
  * exercised without a launch (tests/model/faults.test.ts). Nothing here runs for other VM types.
  */
-import { HostFault, type HostKernelAccess, type MemoryEncryptCommand, type MemoryEncryptResult, type Vcpu, type Vm } from '../../api.js';
+import type { MemoryEncryptCommand, MemoryEncryptResult, Vcpu, Vm } from '../../api.js';
 import type { Sha384Factory } from '../../measure/hash.js';
 import type { TdxMeasureOp } from '../../measure/tdx.js';
-import { PAGE_SIZE, PAGE_SIZE_N } from '../../uapi/constants.js';
-import { fail } from '../file.js';
-import type { ModelProcess } from '../process.js';
-import type { VcpuFile } from '../vcpu.js';
-import type { KvmVm } from '../vm.js';
-import { type CocoPlatform, gmemFileOf, hostPlatform } from './base.js';
+import { fail } from '../fail.js';
+import { type CocoPlatform, type CocoVcpu, type CocoVm, hostPlatform } from './base.js';
 import { type SnpLogEntry, SnpPlatform, type SnpVcpuRegs, sevOnOtherVm } from './snp.js';
 import { TdxPlatform } from './tdx.js';
 
@@ -36,7 +32,7 @@ export { MODEL_SEV_VMSA_FEATURES, type RmpEntry, type SnpLogEntry, SnpPlatform, 
 export { MODEL_TDX_MODULE, type TdState, TdxPlatform } from './tdx.js';
 
 /** The platform state of a new struct kvm (kvm_arch_init_vm -> sev_vm_init / tdx_vm_init). */
-export function createPlatform(vm: KvmVm): CocoPlatform | undefined {
+export function createPlatform(vm: CocoVm): CocoPlatform | undefined {
   if (vm.type === 'snp') return new SnpPlatform(vm);
   if (vm.type === 'tdx') return new TdxPlatform(vm);
   return undefined;
@@ -47,7 +43,7 @@ export function createPlatform(vm: KvmVm): CocoPlatform | undefined {
  * sev_mem_enc_ioctl, on an Intel host vt_mem_enc_ioctl (ENOTTY unless the VM is a TD); a host
  * with neither has no handler (ENOTTY).
  */
-export function vmMemoryEncryptOp(vm: KvmVm, cmd: MemoryEncryptCommand): MemoryEncryptResult {
+export function vmMemoryEncryptOp(vm: CocoVm, cmd: MemoryEncryptCommand): MemoryEncryptResult {
   const op = 'KVM_MEMORY_ENCRYPT_OP';
   const host = hostPlatform(vm);
   if (!host) return fail(op, 'ENOTTY', 'this host has no memory encryption (kvm_x86_ops.mem_enc_ioctl)');
@@ -61,7 +57,7 @@ export function vmMemoryEncryptOp(vm: KvmVm, cmd: MemoryEncryptCommand): MemoryE
  * KVM_MEMORY_ENCRYPT_OP on a vCPU fd (kvm_arch_vcpu_ioctl -> kvm_x86_ops.vcpu_mem_enc_ioctl): SVM
  * has none (ENOTTY); VMX's vt_vcpu_mem_enc_ioctl refuses vCPUs of other VMs (EINVAL).
  */
-export function vcpuMemoryEncryptOp(v: VcpuFile, cmd: MemoryEncryptCommand): MemoryEncryptResult {
+export function vcpuMemoryEncryptOp(v: CocoVcpu, cmd: MemoryEncryptCommand): MemoryEncryptResult {
   const op = 'KVM_MEMORY_ENCRYPT_OP';
   const host = hostPlatform(v.vm);
   if (host !== 'tdx') return fail(op, 'ENOTTY', 'kvm_arch_vcpu_ioctl: no vcpu_mem_enc_ioctl on this host');
@@ -73,14 +69,14 @@ export function vcpuMemoryEncryptOp(v: VcpuFile, cmd: MemoryEncryptCommand): Mem
 // ---- what a VMM or a test reads out of the model (no uAPI gives a host these) ----
 
 /** struct kvm behind a model Vm handle (ModelVm.vm), or the argument itself. */
-function kvmOf(vm: Vm | KvmVm): KvmVm {
-  const k = (vm as { vm?: KvmVm }).vm ?? (vm as KvmVm);
+function kvmOf(vm: Vm | CocoVm): CocoVm {
+  const k = (vm as { vm?: CocoVm }).vm ?? (vm as CocoVm);
   if (!k || typeof k !== 'object' || !('memslots' in k)) throw new Error('not a VM of the model backend');
   return k;
 }
 
 /** The platform of a model VM, or undefined where it has none (not snp/tdx, or not a model VM). */
-export function platformOf(vm: Vm | KvmVm): CocoPlatform | undefined {
+export function platformOf(vm: Vm | CocoVm): CocoPlatform | undefined {
   try {
     return kvmOf(vm).platform;
   } catch {
@@ -93,7 +89,7 @@ export type LaunchLog =
   | { readonly platform: 'tdx'; readonly entries: readonly TdxMeasureOp[] };
 
 /** The model's measurement log: every page SNP measured, or every TDX measurement SEAMCALL, in order. */
-export function launchLog(vm: Vm | KvmVm): LaunchLog {
+export function launchLog(vm: Vm | CocoVm): LaunchLog {
   const p = platformOf(vm);
   if (p instanceof SnpPlatform) return { platform: 'snp', entries: p.log };
   if (p instanceof TdxPlatform) return { platform: 'tdx', entries: p.log };
@@ -104,7 +100,7 @@ export function launchLog(vm: Vm | KvmVm): LaunchLog {
  * The launch measurement the model's log folds to, with an injected SHA-384: the SNP launch digest
  * (the attestation report's MEASUREMENT) or the TDX MRTD.
  */
-export function launchDigest(vm: Vm | KvmVm, sha384: Sha384Factory): Uint8Array {
+export function launchDigest(vm: Vm | CocoVm, sha384: Sha384Factory): Uint8Array {
   const p = platformOf(vm);
   if (p instanceof SnpPlatform) return p.digest(sha384);
   if (p instanceof TdxPlatform) return p.digest(sha384);
@@ -117,45 +113,9 @@ export function launchDigest(vm: Vm | KvmVm, sha384: Sha384Factory): Uint8Array 
  * vector this way, and every vCPU its CPUID signature in RDX. EINVAL once the state is protected.
  */
 export function setSnpVcpuRegs(vcpu: Vcpu, regs: Partial<Omit<SnpVcpuRegs, 'protectedState'>>): void {
-  const v = (vcpu as { vcpuFile?: VcpuFile }).vcpuFile;
+  const v = (vcpu as { vcpuFile?: CocoVcpu }).vcpuFile;
   if (!v) throw new Error('setSnpVcpuRegs: not a vCPU of the model backend');
   const p = v.vm.platform;
   if (!(p instanceof SnpPlatform)) throw new Error('setSnpVcpuRegs: not a vCPU of an SNP VM');
   p.setRegs(v, regs);
-}
-
-/**
- * The host kernel's accesses to guest_memfd pages through the direct map (api.ts HostKernelAccess):
- * no user mapping is involved, so only the platform's hardware rule applies. A page no folio backs
- * yet is ENOENT (nothing to reach); an access crossing a page is EINVAL.
- */
-export function hostKernelAccess(proc: ModelProcess): HostKernelAccess {
-  const folio = (fd: number, offset: bigint, len: number, op: string) => {
-    const f = gmemFileOf(proc.fdt.get(fd, op), op);
-    if (offset < 0n || offset >= f.inode.size) fail(op, 'EINVAL', 'offset outside the guest_memfd');
-    const at = Number(offset % PAGE_SIZE_N);
-    if (len < 0 || at + len > PAGE_SIZE) fail(op, 'EINVAL', 'a direct-map access here stays inside one page');
-    const index = Number(offset / PAGE_SIZE_N);
-    if (!f.inode.isPresent(index)) fail(op, 'ENOENT', 'no folio at that offset: nothing for the direct map to reach');
-    const page = f.inode.getFolio(index);
-    return { page, at, poisoned: f.inode.poisoned.has(index) };
-  };
-  const check = (page: Uint8Array, poisoned: boolean, write: boolean, offset: bigint) => {
-    if (poisoned) throw new HostFault('MCE', offset, offset, 'the page is hardware-poisoned');
-    const denied = proc.mm.physOwner.get(page)?.hostAccess(page, write);
-    if (denied) throw new HostFault(denied.signal, offset, offset, denied.reason);
-  };
-  return {
-    directMapRead(fd, offset, len) {
-      const { page, at, poisoned } = folio(fd, offset, len, 'direct_map_read');
-      check(page, poisoned, false, offset);
-      const view = proc.mm.physOwner.get(page)?.hostView?.(page) ?? page;
-      return view.slice(at, at + len);
-    },
-    directMapWrite(fd, offset, data) {
-      const { page, at, poisoned } = folio(fd, offset, data.length, 'direct_map_write');
-      check(page, poisoned, true, offset);
-      page.set(data, at);
-    },
-  };
 }

@@ -18,9 +18,8 @@
  */
 import { KVM_MEM_GUEST_MEMFD, PAGE_SIZE_N } from '../../uapi/constants.js';
 import type { ErrnoName } from '../../uapi/errno.js';
-import { GmemFile } from '../guest-memfd.js';
-import type { Memslot } from '../memslots.js';
-import type { KvmVm } from '../vm.js';
+import type { Memslot, PrivateFile } from '../memslots.js';
+import type { CocoVm } from './base.js';
 
 export interface PopulatePage {
   readonly gfn: number;
@@ -28,7 +27,7 @@ export interface PopulatePage {
   readonly page: Uint8Array;
   /** the source page at uaddr + i * 4096, when a source was given */
   readonly src: Uint8Array | undefined;
-  readonly file: GmemFile;
+  readonly file: PrivateFile;
   readonly index: number;
   readonly slot: Memslot;
 }
@@ -39,7 +38,7 @@ export type PostPopulate = (p: PopulatePage) => ErrnoName | undefined;
 export type PopulateResult = { count: number } | { errno: ErrnoName; why: string };
 
 export function gmemPopulate(
-  vm: KvmVm,
+  vm: CocoVm,
   prepared: WeakSet<Uint8Array>,
   startGfn: number,
   src: bigint | undefined,
@@ -50,7 +49,6 @@ export function gmemPopulate(
   if (!slot || !(slot.flags & KVM_MEM_GUEST_MEMFD) || !slot.gmem) return { errno: 'EINVAL', why: 'kvm_gmem_populate: no guest_memfd memslot at the GFN' };
   const file = slot.gmem.file;
   if (!file) return { errno: 'EFAULT', why: 'kvm_gmem_populate: the guest_memfd was closed (kvm_gmem_get_file)' };
-  if (!(file instanceof GmemFile)) return { errno: 'EINVAL', why: 'kvm_gmem_populate: the slot is not backed by guest_memfd' };
   const n = Math.min(slot.npages - (startGfn - slot.baseGfn), npages);
   let err: { errno: ErrnoName; why: string } | undefined;
   let i = 0;
@@ -69,15 +67,12 @@ export function gmemPopulate(
       }
       srcPage = p;
     }
-    if (file.bindingAt(index) !== slot) {
-      err = { errno: 'EIO', why: '__kvm_gmem_get_pfn: binding does not match the memslot' };
+    const pfn = file.getPfn(slot, index);
+    if ('errno' in pfn) {
+      err = { errno: pfn.errno, why: `__kvm_gmem_get_pfn: ${pfn.errno === 'EIO' ? 'binding does not match the memslot' : 'the folio is poisoned'}` };
       break;
     }
-    if (file.inode.poisoned.has(index)) {
-      err = { errno: 'EHWPOISON', why: '__kvm_gmem_get_pfn: the folio is poisoned' };
-      break;
-    }
-    const page = file.inode.getFolio(index);
+    const page = pfn.page;
     if (!gupFirst && prepared.has(page)) {
       err = { errno: 'EEXIST', why: `kvm_gmem_populate: GFN 0x${gfn.toString(16)} is already prepared (populated or faulted in)` };
       break;
@@ -107,7 +102,7 @@ export function gmemPopulate(
 }
 
 /** copy_from_user of one page's worth of bytes at `uaddr` (any alignment), or undefined on a fault. */
-function copyFromUser(vm: KvmVm, uaddr: bigint): Uint8Array | undefined {
+function copyFromUser(vm: CocoVm, uaddr: bigint): Uint8Array | undefined {
   const off = Number(uaddr % PAGE_SIZE_N);
   const first = vm.mm.gup(uaddr - BigInt(off), false);
   if (!first || off === 0) return first ?? undefined;

@@ -38,12 +38,10 @@ import {
 } from '../../uapi/coco.js';
 import { PAGE_SIZE_N } from '../../uapi/constants.js';
 import { decode, encode, scalar } from '../../uapi/layout.js';
-import { fail } from '../file.js';
+import { fail } from '../fail.js';
 import type { PrivateFile } from '../memslots.js';
 import type { Spte } from '../mmu.js';
-import type { VcpuFile } from '../vcpu.js';
-import type { KvmVm } from '../vm.js';
-import { CocoPlatform, commandId, failWith } from './base.js';
+import { CocoPlatform, type CocoVcpu, type CocoVm, commandId, failWith } from './base.js';
 import { gmemPopulate, type PopulatePage } from './populate.js';
 
 /** The model host's sev_supported_vmsa_features (KVM_X86_SEV_VMSA_FEATURES): DebugSwap. */
@@ -98,9 +96,9 @@ export class SnpPlatform extends CocoPlatform {
   readonly rmp = new WeakMap<Uint8Array, RmpEntry>();
   /** the measurement log: every page the firmware measured, in order */
   readonly log: SnpLogEntry[] = [];
-  private readonly regs = new WeakMap<VcpuFile, SnpVcpuRegs>();
+  private readonly regs = new WeakMap<CocoVcpu, SnpVcpuRegs>();
 
-  constructor(vm: KvmVm) {
+  constructor(vm: CocoVm) {
     super(vm);
   }
 
@@ -108,14 +106,14 @@ export class SnpPlatform extends CocoPlatform {
     return this.active;
   }
 
-  vcpuRegs(v: VcpuFile): SnpVcpuRegs {
+  vcpuRegs(v: CocoVcpu): SnpVcpuRegs {
     let r = this.regs.get(v);
     if (!r) this.regs.set(v, (r = { csBase: 0xffff0000n, rip: 0xfff0n, rdx: 0x600n, protectedState: false }));
     return r;
   }
 
   /** KVM_SET_REGS / KVM_SET_SREGS for the fields the VMSA takes: refused once the state is protected. */
-  setRegs(v: VcpuFile, r: Partial<Omit<SnpVcpuRegs, 'protectedState'>>): void {
+  setRegs(v: CocoVcpu, r: Partial<Omit<SnpVcpuRegs, 'protectedState'>>): void {
     const s = this.vcpuRegs(v);
     if (s.protectedState) fail('KVM_SET_REGS', 'EINVAL', 'the vCPU state is protected (guest_state_protected)');
     Object.assign(s, r);
@@ -279,12 +277,12 @@ export class SnpPlatform extends CocoPlatform {
     return { error: 0 };
   }
 
-  vcpuOp(_v: VcpuFile, _cmd: MemoryEncryptCommand): MemoryEncryptResult {
+  vcpuOp(_v: CocoVcpu, _cmd: MemoryEncryptCommand): MemoryEncryptResult {
     return fail('KVM_MEMORY_ENCRYPT_OP', 'ENOTTY', 'kvm_arch_vcpu_ioctl: SVM has no vcpu_mem_enc_ioctl');
   }
 
   /** svm_vcpu_pre_run */
-  preRun(_v: VcpuFile): void {
+  preRun(_v: CocoVcpu): void {
     if (this.strict && this.needInit) fail('KVM_RUN', 'EINVAL', 'svm_vcpu_pre_run: KVM_SEV_INIT2 has not run (need_init)');
   }
 
@@ -336,7 +334,7 @@ export class SnpPlatform extends CocoPlatform {
  * SEV-SNP state exists, and the model host gives legacy SEV/SEV-ES no ASIDs (all are SNP ASIDs),
  * so KVM_SEV_INIT/ES_INIT end in sev_asid_new's ENOTTY.
  */
-export function sevOnOtherVm(vm: KvmVm, cmd: MemoryEncryptCommand, createdVcpus: number): MemoryEncryptResult {
+export function sevOnOtherVm(vm: CocoVm, cmd: MemoryEncryptCommand, createdVcpus: number): MemoryEncryptResult {
   const { id } = commandId(cmd, SEV_CMD, TDX_CMD);
   const op = NAME_OF[id] ?? 'KVM_MEMORY_ENCRYPT_OP';
   switch (id) {

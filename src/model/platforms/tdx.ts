@@ -38,13 +38,10 @@ import {
 import { PAGE_SIZE, PAGE_SIZE_N } from '../../uapi/constants.js';
 import type { ErrnoName } from '../../uapi/errno.js';
 import { decode, encode, scalar } from '../../uapi/layout.js';
-import { fail } from '../file.js';
-import { GmemFile } from '../guest-memfd.js';
+import { fail } from '../fail.js';
 import type { PrivateFile } from '../memslots.js';
 import type { Spte } from '../mmu.js';
-import type { VcpuFile } from '../vcpu.js';
-import type { KvmVm } from '../vm.js';
-import { CocoPlatform, commandId, failWith } from './base.js';
+import { CocoPlatform, type CocoVcpu, type CocoVm, commandId, failWith } from './base.js';
 import { gmemPopulate, type PopulatePage } from './populate.js';
 
 /** What the model host's TDX module supports (tdx_get_supported_attrs/xfam, num_cpuid_config). */
@@ -68,15 +65,15 @@ export class TdxPlatform extends CocoPlatform {
   attributes = 0n;
   xfam = 0n;
   /** vcpu_tdx->state: KVM_TDX_INIT_VCPU done */
-  private readonly vcpuInit = new WeakSet<VcpuFile>();
+  private readonly vcpuInit = new WeakSet<CocoVcpu>();
   /** S-EPT entries the guest accepted (PAGE.ADDed at launch, or TDG.MEM.PAGE.ACCEPTed); others pending */
   private readonly accepted = new WeakSet<Spte>();
   /** the guest_memfd folios given to the TD, for memory_failure */
-  private readonly tdPages = new WeakMap<Uint8Array, { file: GmemFile; index: number }>();
+  private readonly tdPages = new WeakMap<Uint8Array, { file: PrivateFile; index: number }>();
   /** the MRTD records, in the order the SEAMCALLs ran */
   readonly log: TdxMeasureOp[] = [];
 
-  constructor(vm: KvmVm) {
+  constructor(vm: CocoVm) {
     super(vm);
   }
 
@@ -89,7 +86,7 @@ export class TdxPlatform extends CocoPlatform {
     return this.state !== 'uninitialized';
   }
 
-  isVcpuInitialized(v: VcpuFile): boolean {
+  isVcpuInitialized(v: CocoVcpu): boolean {
     return this.vcpuInit.has(v);
   }
 
@@ -172,7 +169,7 @@ export class TdxPlatform extends CocoPlatform {
   }
 
   /** tdx_vcpu_ioctl (vt_vcpu_mem_enc_ioctl already checked is_td_vcpu). */
-  vcpuOp(v: VcpuFile, cmd: MemoryEncryptCommand): MemoryEncryptResult {
+  vcpuOp(v: CocoVcpu, cmd: MemoryEncryptCommand): MemoryEncryptResult {
     const { vendor, id } = commandId(cmd, SEV_CMD, TDX_CMD);
     const raw = typeof cmd.id === 'number' || vendor !== 'tdx';
     const op = NAME_OF[id] ?? 'KVM_MEMORY_ENCRYPT_OP';
@@ -200,7 +197,7 @@ export class TdxPlatform extends CocoPlatform {
    */
   private initMemRegion(
     op: string,
-    v: VcpuFile,
+    v: CocoVcpu,
     flags: number,
     cmd: Extract<MemoryEncryptCommand, { id: 'KVM_TDX_INIT_MEM_REGION' }> | undefined,
   ): MemoryEncryptResult {
@@ -277,7 +274,7 @@ export class TdxPlatform extends CocoPlatform {
   }
 
   /** tdx_vcpu_pre_run: only a finalized TD with an initialized vCPU runs. */
-  preRun(v: VcpuFile): void {
+  preRun(v: CocoVcpu): void {
     if (this.strict && (this.state !== 'runnable' || !this.vcpuInit.has(v))) {
       fail('KVM_RUN', 'EINVAL', 'tdx_vcpu_pre_run: the TD is not finalized or the vCPU not initialized (KVM_TDX_INIT_VCPU)');
     }
@@ -286,7 +283,8 @@ export class TdxPlatform extends CocoPlatform {
   /** A private fault gave the TD a folio (TDH.MEM.PAGE.AUG): the S-EPT entry starts pending. */
   prepare(page: Uint8Array, _gfn: number, file: PrivateFile, index: number): void {
     this.prepared.add(page);
-    if (this.state === 'uninitialized' || !(file instanceof GmemFile)) return;
+    // only a page cache that memory_failure() can reach (guest_memfd's) gets poisoned by a host access
+    if (this.state === 'uninitialized' || !file.errorRemoveFolio) return;
     this.own(page);
     this.tdPages.set(page, { file, index });
   }
@@ -309,7 +307,7 @@ export class TdxPlatform extends CocoPlatform {
   hostAccess(page: Uint8Array, write: boolean): { signal: 'MCE'; reason: string } | undefined {
     const td = this.tdPages.get(page);
     if (!td) return undefined;
-    td.file.inode.errorFolio(td.index);
+    td.file.errorRemoveFolio?.(td.index);
     return { signal: 'MCE', reason: `host ${write ? 'write to' : 'read of'} TD private memory: integrity check failed, machine check; the page is poisoned` };
   }
 
