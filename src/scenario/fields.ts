@@ -4,6 +4,7 @@
  * the path into the file.
  */
 import { z } from 'zod';
+import { COCO_PROFILE_NAMES, VERSION_PROFILE_NAMES } from './model-backend.js';
 
 const INT_RE = /^-?(0x[0-9a-f_]+|0b[01_]+|[0-9_]+)$/i;
 
@@ -84,25 +85,10 @@ export const MfdFlags = flagsOf(['cloexec', 'allow_sealing', 'hugetlb', 'inacces
 export const SealFlags = flagsOf(['seal', 'shrink', 'grow', 'write', 'future_write', 'auto_allocate']);
 export const V7MemFlags = flagsOf(['log_dirty_pages', 'readonly', 'private']);
 export const HexBytes = z.string().regex(/^([0-9a-fA-F]{2})+$/, 'expected hex bytes like "41424344"');
-export const CocoKernel = z.enum([
-  '6.12+snp',
-  '6.18+snp',
-  '6.18+tdx',
-  '6.19+snp',
-  '6.19+tdx',
-  '7.0+snp',
-  '7.0+tdx',
-  '7.1+snp',
-  '7.1+tdx',
-  '7.2+snp',
-  '7.2+tdx',
-  '7.3+snp',
-  '7.3+tdx',
-  'next+snp',
-  'next+tdx',
-]);
-/** The version profiles of src/model/profiles.ts (PROFILES), by name. */
-export const VERSION_KERNELS = ['6.8', '6.12', '6.18', '6.19', '7.0', '7.1', '7.2', '7.3', 'next', 'host'] as const;
+// The model's profiles by name (model/profiles.ts), reached through the model backend, the one
+// scenario module that opens the model: the format never spells them a second time.
+export const CocoKernel = z.enum(COCO_PROFILE_NAMES);
+export const VERSION_KERNELS = [...VERSION_PROFILE_NAMES, 'host'] as const;
 export const EncryptCmdName = z.enum([
   'KVM_SEV_INIT2',
   'KVM_SEV_SNP_LAUNCH_START',
