@@ -141,6 +141,7 @@ const SHARED_WEIGHTS: Readonly<Record<string, number>> = {
   dup: 1,
   close: 1,
   check_extension: 1,
+  get_api_version: 1,
   run: 4,
 };
 const HOST_WEIGHTS: Readonly<Record<string, number>> = { host_memory_setup: 1, pre_fault_memory: 1, madvise: 1, mbind: 1 };
@@ -299,6 +300,7 @@ export function commandArbitraries(opts: GeneratorOptions): fc.Arbitrary<fc.Comm
       .constantFrom('KVM_CAP_GUEST_MEMFD', 'KVM_CAP_GUEST_MEMFD_FLAGS', 'KVM_CAP_USER_MEMORY2', 'KVM_CAP_VM_TYPES')
       .map((cap) => () => ({ op: 'check_extension', cap, scope: 'vm' })),
   );
+  named.get_api_version = cmd(fc.constant(() => ({ op: 'get_api_version' })));
   named.run = cmd(guestProgram.map((ops) => () => ({ op: 'run', vcpu: 0, program: [...ops, 'hlt'] })));
   // KVM_PRE_FAULT_MEMORY over the guest's first pages, or at the edges (unaligned, 0, wrapping)
   named.pre_fault_memory = cmd(

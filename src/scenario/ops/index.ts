@@ -18,7 +18,7 @@ import {
   tdxMeasurementCovers,
 } from './design.js';
 import { close, dup, fallocate, fstat, ftruncate, lseek, memfdCreate, mmap, pread, pwrite, read, write } from './file.js';
-import { checkExtension, createVm, enableCap } from './kvm.js';
+import { checkExtension, createVm, enableCap, getApiVersion } from './kvm.js';
 import { getMempolicy, hostRead, hostWrite, madvise, mbind, movePages, munmap } from './mapping.js';
 import { preFaultMemory, run } from './vcpu.js';
 import { createGuestMemfd, mmapAnonymous, setMemoryAttributes, setUserMemoryRegion, setUserMemoryRegion2 } from './vm.js';
@@ -26,6 +26,7 @@ import { createGuestMemfd, mmapAnonymous, setMemoryAttributes, setUserMemoryRegi
 /** In README order: the kernel's uAPI, the host's syscalls, then the designs' and coco's own. */
 export const OP_LIST = [
   createVm,
+  getApiVersion,
   checkExtension,
   enableCap,
   createGuestMemfd,

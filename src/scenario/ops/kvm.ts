@@ -25,6 +25,14 @@ export const createVm = defineOp('create_vm', {
   },
 });
 
+export const getApiVersion = defineOp('get_api_version', {
+  fields: {},
+  mirrors: '`KVM_GET_API_VERSION` on /dev/kvm',
+  doc: 'none; `{"expect":{"result":12}}` (`KVM_API_VERSION`, the same since 2.6.22)',
+  run: (ctx) => ctx.kvm.apiVersion(),
+  diff: 'generated',
+});
+
 export const checkExtension = defineOp('check_extension', {
   fields: { cap: Cap, scope: z.string().optional() },
   mirrors: '`KVM_CHECK_EXTENSION`',
