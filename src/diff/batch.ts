@@ -9,9 +9,8 @@
 import fc from 'fast-check';
 import type { VmType } from '../api.js';
 import { parseScenario, type Scenario, ScenarioError, Session, type Step } from '../scenario/index.js';
-import type { Side } from './campaign.js';
 import { commandArbitraries, emptyDiffModel } from './commands.js';
-import { Divergence, Pair } from './pair.js';
+import { Divergence, Pair, type Side } from './pair.js';
 
 /** What travels to the reference: every sequence, fully fixed, and how they were made. */
 export interface SequenceBatch {

@@ -4,17 +4,13 @@
  * returned as scenario steps with the seed and path that replay it.
  */
 import fc from 'fast-check';
-import type { Kvm, VmType } from '../api.js';
+import type { VmType } from '../api.js';
 import { Session, type Step } from '../scenario/index.js';
 import { FIRST_STEP, replaySteps } from './batch.js';
 import { commandArbitraries, type DiffModel, emptyDiffModel } from './commands.js';
-import { Divergence, Pair } from './pair.js';
+import { Divergence, Pair, type Side } from './pair.js';
 
-export interface Side {
-  readonly name: string;
-  /** a fresh KVM for one sequence */
-  open(): Kvm;
-}
+export type { Side } from './pair.js';
 
 export interface CampaignOptions {
   reference: Side;

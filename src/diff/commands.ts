@@ -6,18 +6,10 @@
  */
 import fc from 'fast-check';
 import type { Step } from '../scenario/index.js';
+import type { DiffModel } from './diff-model.js';
 import type { Pair } from './pair.js';
 
-/** What the generator knows: names bound so far (on both sides), to aim references at live objects. */
-export interface DiffModel {
-  gmems: string[];
-  maps: string[];
-  fds: string[];
-  vcpuLoaded: boolean;
-  counter: number;
-}
-
-export const emptyDiffModel = (): DiffModel => ({ gmems: [], maps: [], fds: [], vcpuLoaded: false, counter: 0 });
+export { type DiffModel, emptyDiffModel } from './diff-model.js';
 
 /** One command = one scenario step, or a few (a setup macro). */
 export class StepCommand implements fc.Command<DiffModel, Pair> {

@@ -5,9 +5,9 @@
  * fstat.
  */
 import { Buffer } from 'node:buffer';
-import { HostFault, KvmError } from '../api.js';
+import { HostFault, type Kvm, KvmError } from '../api.js';
 import { ScenarioError, type Session, type Step } from '../scenario/index.js';
-import type { DiffModel } from './commands.js';
+import type { DiffModel } from './diff-model.js';
 import { normalize } from './divergences.js';
 
 export class Divergence extends Error {
@@ -171,4 +171,11 @@ export class Pair {
       throw e;
     }
   }
+}
+
+/** One side of a differential run: a backend that opens a fresh KVM for each sequence. */
+export interface Side {
+  readonly name: string;
+  /** a fresh KVM for one sequence */
+  open(): Kvm;
 }

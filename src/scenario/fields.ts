@@ -4,7 +4,7 @@
  * the path into the file.
  */
 import { z } from 'zod';
-import { COCO_PROFILE_NAMES, VERSION_PROFILE_NAMES } from './model-backend.js';
+import { COCO_PROFILE_NAMES, VERSION_PROFILE_NAMES } from './profile-names.js';
 
 const INT_RE = /^-?(0x[0-9a-f_]+|0b[01_]+|[0-9_]+)$/i;
 
@@ -85,8 +85,7 @@ export const MfdFlags = flagsOf(['cloexec', 'allow_sealing', 'hugetlb', 'inacces
 export const SealFlags = flagsOf(['seal', 'shrink', 'grow', 'write', 'future_write', 'auto_allocate']);
 export const V7MemFlags = flagsOf(['log_dirty_pages', 'readonly', 'private']);
 export const HexBytes = z.string().regex(/^([0-9a-fA-F]{2})+$/, 'expected hex bytes like "41424344"');
-// The model's profiles by name (model/profiles.ts), reached through the model backend, the one
-// scenario module that opens the model: the format never spells them a second time.
+// The model's profiles by name (profile-names.ts): the format never spells them a second time.
 export const CocoKernel = z.enum(COCO_PROFILE_NAMES);
 export const VERSION_KERNELS = [...VERSION_PROFILE_NAMES, 'host'] as const;
 export const EncryptCmdName = z.enum([

@@ -2,8 +2,6 @@
 import type { Kvm } from '../api.js';
 import { checkInvariants, createModelKvm, DEFAULT_PROFILE, type KernelProfile, ModelKvm, PROFILES } from '../model/index.js';
 
-export { COCO_PROFILE_NAMES, VERSION_PROFILE_NAMES } from '../model/index.js';
-
 import { inKernelRange, parseKernelRange, releaseVersion } from './kernels.js';
 import type { Backend } from './runner.js';
 
