@@ -41,8 +41,11 @@ export class VcpuFile extends ModelFile {
   override llseek(): bigint {
     return this.pos;
   }
+  /**
+   * kvm_vcpu_release only drops the VM reference: the vCPU stays in kvm->vcpu_array (and its id
+   * taken, kvm_get_vcpu_by_id) until kvm_destroy_vm -> kvm_destroy_vcpus.
+   */
   protected override release(): void {
-    this.vm.vcpuIds.delete(this.id);
     this.vm.put();
   }
 }

@@ -83,3 +83,13 @@ forEachBackend('objects whose fd is closed answer EBADF without touching the num
   kvm.close();
   expectErrno(() => kvm.apiVersion(), 'EBADF');
 });
+
+forEachBackend('KVM_CREATE_VCPU: an id stays taken after its fd is closed (kvm_vcpu_release keeps the vCPU until the VM goes)', [], (b) => {
+  const vm = b.kvm.createVm();
+  vm.createVcpu(0).close();
+  // kvm_vm_ioctl_create_vcpu: kvm_get_vcpu_by_id still finds vCPU 0 in kvm->vcpu_array
+  expectErrno(() => vm.createVcpu(0), 'EEXIST', 'id 0 again after close');
+  expectOk(() => vm.createVcpu(1).close(), 'another id');
+  vm.close();
+  expectOk(() => b.kvm.createVm().createVcpu(0), 'a new VM starts with no vCPUs');
+});
