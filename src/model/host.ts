@@ -29,10 +29,20 @@ export interface MmuNotifier {
 export const TASK_SIZE_MAX = 0x7ffffffff000n;
 const MMAP_BASE = 0x7f0000000000n;
 
+/**
+ * Pages are carved from slabs of this many pages, one ArrayBuffer each: a backing store per page
+ * cost most of a first touch (its allocation, and the GC tracking it as external memory), and a
+ * per-page WeakMap for the node cost the rest. A slab lives while any of its pages does, so a
+ * few long-lived pages scattered over many slabs hold at most SLAB_PAGES times their size.
+ */
+const SLAB_PAGES = 16;
+
 export class HostMm {
   private readonly vmas: ModelMapping[] = [];
-  /** the NUMA node each page was allocated on (page_to_nid) */
-  readonly pageNode = new WeakMap<Uint8Array, number>();
+  /** the slab each node's next pages come from */
+  private readonly slabs = new Map<number, { buf: ArrayBuffer; next: number }>();
+  /** the NUMA node of each slab's pages (page_to_nid) */
+  private readonly slabNode = new WeakMap<ArrayBuffer, number>();
   /**
    * Confidential computing (issue 5): pages a platform gave to a guest (SNP RMP-assigned, TDX
    * TD-owned), and what the hardware does when the host touches one (src/model/platforms/).
@@ -44,9 +54,18 @@ export class HostMm {
 
   /** alloc_pages on `node`: a zeroed page, remembered with its node. */
   allocPage(node: number): Uint8Array {
-    const page = new Uint8Array(PAGE_SIZE);
-    this.pageNode.set(page, node);
-    return page;
+    let slab = this.slabs.get(node);
+    if (!slab || slab.next === SLAB_PAGES) {
+      slab = { buf: new ArrayBuffer(SLAB_PAGES * PAGE_SIZE), next: 0 };
+      this.slabNode.set(slab.buf, node);
+      this.slabs.set(node, slab);
+    }
+    return new Uint8Array(slab.buf, PAGE_SIZE * slab.next++, PAGE_SIZE);
+  }
+
+  /** page_to_nid: the node a page was allocated on (0 for a page not from allocPage). */
+  nodeOf(page: Uint8Array): number {
+    return this.slabNode.get(page.buffer as ArrayBuffer) ?? 0;
   }
   private readonly notifiers = new Set<MmuNotifier>();
 
@@ -392,7 +411,7 @@ export class ModelMapping implements HostMapping {
         continue;
       }
       const page = this.peekPage(Number(at / PAGE_SIZE_N));
-      out.push(page ? (this.mm.pageNode.get(page) ?? 0) : -2);
+      out.push(page ? this.mm.nodeOf(page) : -2);
     }
     return out;
   }

@@ -224,7 +224,7 @@ export class ShmemFile extends MemfdFile {
     const old = this.pages.get(index);
     if (!old) return;
     if (migrate) {
-      const moved = this.mm.allocPage(((this.mm.pageNode.get(old) ?? 0) + 1) % this.mm.numaNodes);
+      const moved = this.mm.allocPage((this.mm.nodeOf(old) + 1) % this.mm.numaNodes);
       moved.set(old);
       this.pages.set(index, moved);
     } else {
