@@ -58,6 +58,11 @@ export class GmemInode {
     return this.supportsMmap();
   }
 
+  /** kvm_gmem_fault_user_mapping would fault `index` in (6.18: only INIT_SHARED files); a design may refine it. */
+  hostMayFault(_index: number): boolean {
+    return this.initShared();
+  }
+
   initShared(): boolean {
     return (this.flags & GUEST_MEMFD_FLAG_INIT_SHARED) !== 0n;
   }

@@ -67,6 +67,11 @@ export class InplaceInode extends GmemInode {
     return this.inPlace || super.servesAllFaults();
   }
 
+  /** kvm_gmem_fault_user_mapping: with in-place conversion, a shared index and only that. */
+  override hostMayFault(index: number): boolean {
+    return this.inPlace ? !this.isPrivateIndex(index) : super.hostMayFault(index);
+  }
+
   /** kvm_gmem_folio_zap_direct_map (v12 p10): once per folio, whether shared or private. */
   zapDirectMap(index: number): void {
     if (this.noDirectMap) this.zapped.add(index);
