@@ -37,11 +37,14 @@ export function backingPages(vm: KvmVm, gpa: bigint): number {
   const gfn = Number(gpa / PAGE_SIZE_N);
   const slot = vm.memslots.find(gfn);
   if (!slot) return 0;
-  let n = 0;
-  if (vm.mm.peek(slot.userspaceAddr + BigInt(gfn - slot.baseGfn) * PAGE_SIZE_N)) n++;
+  // distinct pages: with in-place conversion the host mapping and the gmem binding reach one folio
+  const pages = new Set<Uint8Array>();
+  const shared = vm.mm.peek(slot.userspaceAddr + BigInt(gfn - slot.baseGfn) * PAGE_SIZE_N);
+  if (shared) pages.add(shared);
   const priv = slot.gmem;
-  if (priv?.file?.peek(priv.pgoff + gfn - slot.baseGfn)) n++;
-  return n;
+  const p = priv?.file?.peek(priv.pgoff + gfn - slot.baseGfn);
+  if (p) pages.add(p);
+  return pages.size;
 }
 
 /**
