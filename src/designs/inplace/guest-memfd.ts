@@ -167,7 +167,8 @@ export class InplaceFile extends GmemFile {
       // unmap_mapping_pages(mapping, start, nr, false): host PTEs in every process (forks included)
       inode.mm.truncated(inode, start, end - start, false);
       const busy = this.firstBusyFolio(start, end);
-      if (busy !== undefined) return { errno: 'EAGAIN', index: Math.max(start, busy), reason: `kvm_gmem_is_safe_for_conversion: folio at index ${busy} is pinned` };
+      if (busy !== undefined)
+        return { errno: 'EAGAIN', index: Math.max(start, busy), reason: `kvm_gmem_is_safe_for_conversion: folio at index ${busy} is pinned` };
     }
     const begun = [...inode.files].filter((f) => f.invalidateBegin(start, end));
     // to-shared: kvm_arch_gmem_make_shared for allocated folios (no hook for software-protected VMs)
