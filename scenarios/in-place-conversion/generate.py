@@ -46,7 +46,7 @@ class T:
 
 def write(name, desc, t, commit):
     sc={'name':f'guest_memfd_conversions_test: {name}','description':desc+f' Expectations from {SRC} ({commit}); the model never supplied them.',
-        'design':'inplace','vm':{'type':'sw_protected'},'steps':t.steps}
+        'design':'inplace','requires':['vm_type:sw_protected','guest_memfd_flags:mmap','guest_memfd_flags:init_shared'],'vm':{'type':'sw_protected'},'steps':t.steps}
     with open(os.path.join(OUT,name+'.json'),'w') as f: json.dump(sc,f,indent=1); f.write('\n')
 
 MM=['mmap']; MS=['mmap','init_shared']
