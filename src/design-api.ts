@@ -35,6 +35,28 @@ export interface DesignKvmOps {
   mmMigrate?(fd: number, offset: bigint): void;
   /** the kernel tries to reclaim it: 'swapped', or why it stayed */
   mmReclaim?(fd: number, offset: bigint): string;
+  /**
+   * pin_user_pages(FOLL_LONGTERM | FOLL_WRITE) over part of a mapping (a device's DMA pin, the
+   * selftests' gup_test PIN_LONGTERM): the device's view of the pinned pages; unmap() unpins.
+   */
+  pinUserPages?(map: HostMapping, offset: bigint, length: bigint): HostMapping;
+  /** fork(2): the child's copy of a MAP_SHARED file mapping (it faults its pages in itself) */
+  fork?(map: HostMapping): HostMapping;
+  /**
+   * KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd fd (in-place conversion, pending): throws a
+   * KvmError whose data has `error_offset` when the kernel copied the struct back.
+   */
+  setMemoryAttributes2?(fd: number, a: MemoryAttributes2): void;
+}
+/** struct kvm_memory_attributes2 (128 bytes; src/designs/inplace/uapi.ts has the layout) */
+export interface MemoryAttributes2 {
+  /** byte offset into the guest_memfd file (a union with `address`) */
+  offset: bigint;
+  size: bigint;
+  attributes: bigint;
+  flags: bigint;
+  /** reserved[11] */
+  reserved?: readonly bigint[];
 }
 /** What a design's Vm may add. */
 export interface DesignVmOps {

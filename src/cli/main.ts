@@ -9,6 +9,7 @@ import { PROFILE_NAMES } from '../model/index.js';
 import { modelBackend } from '../scenario/index.js';
 import { capsReport } from './caps.js';
 import { runDemo, runKvmDemo } from './demo.js';
+import { runInplaceDemo } from './demo-inplace.js';
 import { registerDesigns } from './designs.js';
 import { runDiff } from './diff.js';
 import { oneLineErrors, reportError } from './errors.js';
@@ -83,7 +84,14 @@ program
   .description('model: a software-protected guest converts memory private <-> shared, step by step; kvm: a guest on guest_memfd memory')
   .addOption(backendOption())
   .addOption(profileOption().default('6.18'))
-  .action(async (o: { kernel: string; backend: string }) => {
+  .option('--design <name>', 'inplace: the same guest under in-place conversion (pending, linux-next) beside guest_memfd, with both footprints')
+  .action(async (o: { kernel: string; backend: string; design?: string }) => {
+    if (o.design !== undefined) {
+      if (o.design !== 'inplace') throw new UserError(`demo --design ${o.design}: only "inplace" has a demo`);
+      if (o.backend === 'kvm') throw new UserError('demo --design inplace: the design is a model (in-place conversion is not in any released kernel)');
+      process.exitCode = runInplaceDemo(out);
+      return;
+    }
     if (o.backend === 'kvm') {
       const mod = await loadKvmModule();
       const avail = mod.kvmAvailable();

@@ -7,10 +7,11 @@ import type { ModelKvm } from '../model/kvm.js';
 import { DEFAULT_PROFILE, PROFILES } from '../model/profiles.js';
 import type { DesignFactory } from '../scenario/model-backend.js';
 import { GuestMemfdKvm } from './guest-memfd/index.js';
+import { InplaceKvm } from './inplace/index.js';
 import { NegotiatedKvm } from './negotiated/index.js';
 import { V7Kvm } from './v7/kvm.js';
 
-export const DESIGN_NAMES = ['v7', 'negotiated', 'guest_memfd'] as const;
+export const DESIGN_NAMES = ['v7', 'negotiated', 'guest_memfd', 'inplace'] as const;
 export type DesignName = (typeof DESIGN_NAMES)[number];
 
 /** One line per design, for reports. */
@@ -18,6 +19,8 @@ export const DESIGN_TITLES: Readonly<Record<DesignName, string>> = {
   v7: 'v7 (Jul 2022): memfd_create(MFD_INACCESSIBLE) + memfile_notifier + KVM_MEM_PRIVATE',
   negotiated: 'negotiated (proposed in review): plain memfd, restrictions set when KVM binds it, mapped files refused',
   guest_memfd: 'guest_memfd (6.8+, model profile 6.18): KVM_CREATE_GUEST_MEMFD, file bound to its VM',
+  inplace:
+    'inplace (PENDING: linux-next next-20260923, in-place conversion v13 as applied, + direct-map removal v12): KVM_SET_MEMORY_ATTRIBUTES2 on the guest_memfd, shared pages held by the same file',
 };
 
 export function isDesignName(s: string): s is DesignName {
@@ -33,6 +36,8 @@ export function createDesignKvm(design: DesignName, kernel?: string): ModelKvm {
       return new NegotiatedKvm();
     case 'guest_memfd':
       return new GuestMemfdKvm(kernel ?? DEFAULT_PROFILE);
+    case 'inplace':
+      return new InplaceKvm();
   }
 }
 
@@ -52,6 +57,14 @@ export const DESIGNS: Readonly<Record<DesignName, DesignFactory>> = {
     const k = kernel ?? DEFAULT_PROFILE;
     if (!PROFILES[k]) return { skip: k === 'host' ? 'design guest_memfd runs the model profiles, not "host"' : `unknown kernel profile ${k}` };
     const kvm = createDesignKvm('guest_memfd', k);
+    return { kvm, profile: kvm.profile };
+  },
+  // linux-next with the two pending series: one kernel, on a host with SNP and TDX as well
+  inplace: (kernel) => {
+    if (kernel !== undefined && kernel !== 'next' && kernel !== 'next+snp' && kernel !== 'next+tdx') {
+      return { skip: `design inplace is linux-next (next-20260923) with the pending series; kernel "${kernel}" does not apply` };
+    }
+    const kvm = createDesignKvm('inplace');
     return { kvm, profile: kvm.profile };
   },
 };

@@ -50,6 +50,19 @@ export class GmemInode {
     return (this.flags & GUEST_MEMFD_FLAG_MMAP) !== 0n;
   }
 
+  /**
+   * kvm_gmem_bind (6.18): the slot gets KVM_MEMSLOT_GMEM_ONLY (every guest fault, shared too, is
+   * served from guest_memfd) when the file is mmap-able. A design may widen it (in-place conversion).
+   */
+  servesAllFaults(): boolean {
+    return this.supportsMmap();
+  }
+
+  /** kvm_gmem_fault_user_mapping would fault `index` in (6.18: only INIT_SHARED files); a design may refine it. */
+  hostMayFault(_index: number): boolean {
+    return this.initShared();
+  }
+
   initShared(): boolean {
     return (this.flags & GUEST_MEMFD_FLAG_INIT_SHARED) !== 0n;
   }

@@ -68,6 +68,11 @@ export class HostMm {
     return this.slabNode.get(page.buffer as ArrayBuffer) ?? 0;
   }
   private readonly notifiers = new Set<MmuNotifier>();
+  /**
+   * Address spaces forked from this one (dup_mmap): their shared file VMAs sit in the same files'
+   * i_mmap trees, so a truncation or unmap_mapping_range of a file reaches them too.
+   */
+  readonly forks = new Set<HostMm>();
 
   register(n: MmuNotifier): void {
     this.notifiers.add(n);
@@ -127,6 +132,7 @@ export class HostMm {
    * (folio_mapped -> unmap_mapping_folio), so the notifier fires per mapped page.
    */
   truncated(mappingKey: object, pgoff: number, npages: number, wholeRange: boolean): void {
+    for (const child of this.forks) child.truncated(mappingKey, pgoff, npages, wholeRange);
     for (const m of this.vmas) {
       if (m.backing?.mappingKey !== mappingKey) continue;
       const first = Math.max(pgoff, m.pgoff);

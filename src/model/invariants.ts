@@ -42,15 +42,14 @@ export function checkInvariants(kvm: ModelKvm): string[] {
       if (f && (f.isReleased || f.bindingAt(slot.gmem?.pgoff ?? -1) !== slot)) problems.push(`slot ${slot.id}: guest_memfd binding inconsistent`);
     }
   }
-  // The host may only reach guest_memfd pages it may fault in: never pages of a file without INIT_SHARED.
+  // The host may only reach guest_memfd pages it may fault in (a host PTE maps only those): never
+  // pages of a file without INIT_SHARED, nor (in-place conversion) a page whose index is private.
   for (const m of mm.mappings) {
     const b = m.backing;
     if (!b || b.mappingKey === b.file || !m.shared) continue;
-    for (let i = 0; i < m.pages; i++) {
-      const page = m.peekPage(i);
-      if (!page) continue;
-      const f = b.file as { inode?: { initShared(): boolean; size: bigint } };
-      if (f.inode && !f.inode.initShared()) problems.push(`host mapping at 0x${m.addr.toString(16)} reaches a private guest_memfd page`);
+    for (const i of m.mappedIndices(0, m.pages)) {
+      const f = b.file as { inode?: { hostMayFault(index: number): boolean; size: bigint } };
+      if (f.inode && !f.inode.hostMayFault(m.pgoff + i)) problems.push(`host mapping at 0x${m.addr.toString(16)} reaches a private guest_memfd page`);
       if (f.inode && BigInt(m.pgoff + i) * PAGE_SIZE_N >= f.inode.size) problems.push(`host mapping reaches past the guest_memfd end`);
     }
   }

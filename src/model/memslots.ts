@@ -42,7 +42,7 @@ export interface PrivateFile {
  * kvm_gmem_prepare/commit_memory_region in 7.2) once fget found a file with kvm_gmem_fops.
  */
 export interface GmemBinding extends PrivateFile {
-  readonly inode: { supportsMmap(): boolean };
+  readonly inode: { supportsMmap(): boolean; servesAllFaults(): boolean };
   bind(slot: Memslot, offset: bigint, overlapErrno: ErrnoName): void;
   prepareBind(slot: Memslot, offset: bigint): { start: number; end: number };
   commitBind(slot: Memslot, range: { start: number; end: number }, overlapErrno: ErrnoName): void;
@@ -182,7 +182,7 @@ export class Memslots {
           fail(op, 'EINVAL', `kvm_arch_prepare_memory_region: last gfn above kvm_mmu_max_gfn() (MAXPHYADDR ${profile.physAddrBits})`);
         }
         file.commitBind(slot, range, profile.bindOverlapErrno);
-        slot.gmemOnly = profile.gmemOnlySlots && file.inode.supportsMmap();
+        slot.gmemOnly = profile.gmemOnlySlots && file.inode.servesAllFaults();
       } else {
         // __kvm_set_memory_region binds guest_memfd before kvm_set_memslot(), whose
         // kvm_prepare_memory_region() runs the arch check below; on failure it unbinds (out_unbind)
@@ -250,7 +250,7 @@ export class Memslots {
     if (!file) fail(op, 'EBADF', `kvm_gmem_bind: fd ${m.guestMemfd} is not open`);
     if (!isGmem(file)) fail(op, 'EINVAL', `kvm_gmem_bind: fd ${m.guestMemfd} is not a guest_memfd`);
     file.bind(slot, m.guestMemfdOffset, this.vm.profile.bindOverlapErrno);
-    slot.gmemOnly = this.vm.profile.gmemOnlySlots && file.inode.supportsMmap();
+    slot.gmemOnly = this.vm.profile.gmemOnlySlots && file.inode.servesAllFaults();
   }
 
   /** check_memory_region_flags */

@@ -86,14 +86,18 @@ export class ModelVm implements Vm {
     // without it the ioctl falls to kvm_arch_vm_ioctl(), whose default is ENOTTY
     if (!vm.profile.guestMemfd) fail(op, 'ENOTTY', 'this kernel has no guest_memfd (CONFIG_KVM_GUEST_MEMFD is off)');
     // kvm_gmem_create: flags against kvm_gmem_get_supported_flags (0 before 6.18), then the size as loff_t
-    let valid = vm.profile.gmemFlags;
-    if (vm.hasPrivateMem) valid &= ~GUEST_MEMFD_FLAG_INIT_SHARED;
+    const valid = this.gmemSupportedFlags(vm);
     if (a.flags & ~valid) fail(op, 'EINVAL', `kvm_gmem_create: flags 0x${a.flags.toString(16)} not supported`);
     const size = BigInt.asIntN(64, a.size);
     if (size <= 0n || size % PAGE_SIZE_N !== 0n) fail(op, 'EINVAL', 'kvm_gmem_create: size must be positive and page aligned');
     // reserved[] is not checked (KERNEL-SPEC A4)
     const fd = this.proc.fdt.install(this.gmemCreate(vm, size, a.flags));
     return new ModelGuestMemfd(this.proc, fd);
+  }
+
+  /** kvm_gmem_get_supported_flags(kvm): INIT_SHARED only where the VM has no private memory. */
+  protected gmemSupportedFlags(vm: KvmVm): bigint {
+    return vm.hasPrivateMem ? vm.profile.gmemFlags & ~GUEST_MEMFD_FLAG_INIT_SHARED : vm.profile.gmemFlags;
   }
 
   /**

@@ -37,6 +37,8 @@ export const ExpectSchema = z
     nodes: z.array(z.number().int()).optional(),
     // confidential VMs (issue 5): what KVM_MEMORY_ENCRYPT_OP left in kvm_sev_cmd.error /
     // kvm_tdx_cmd.hw_error and in the sub-command's struct (copied back on failure too, where it is)
+    // in-place conversion (issue 16): KVM_SET_MEMORY_ATTRIBUTES2's error_offset, copied back on failure
+    error_offset: Int.optional(),
     memory_encrypt: z
       .object({ error: Int.optional(), hw_error: Int.optional(), data: z.record(z.string(), Int).optional() })
       .strict()

@@ -80,7 +80,7 @@ export const Uaddr = z.union([Ref, z.object({ map: z.string(), offset: Int }).st
 });
 
 // The 2022 v7 uAPI's flag names (src/designs/v7)
-export const DesignName = z.enum(['v7', 'negotiated', 'guest_memfd']);
+export const DesignName = z.enum(['v7', 'negotiated', 'guest_memfd', 'inplace']);
 export const MfdFlags = flagsOf(['cloexec', 'allow_sealing', 'hugetlb', 'inaccessible']);
 export const SealFlags = flagsOf(['seal', 'shrink', 'grow', 'write', 'future_write', 'auto_allocate']);
 export const V7MemFlags = flagsOf(['log_dirty_pages', 'readonly', 'private']);

@@ -74,3 +74,37 @@ export class ConversionHandler {
     return undefined;
   }
 }
+
+/**
+ * KVM_SET_MEMORY_ATTRIBUTES2 on a guest_memfd fd (in-place conversion, pending in linux-next): the
+ * VMM's way to the design's call, passed in by whoever built the VM (vmm/ sees only api.ts).
+ */
+export type SetGmemAttributes = (gmemFd: number, offset: bigint, size: bigint, attributes: bigint) => void;
+
+/**
+ * The in-place way (QEMU's in-place conversion patches, the selftests' gmem_set_private/shared): one
+ * guest_memfd holds both sides, so a conversion is one attribute change on the file, with no
+ * discard and no second copy: the page keeps its contents (software-protected VMs) and the host's
+ * mapping of it is zapped by the kernel when it goes private. A pinned page makes the kernel answer
+ * EAGAIN; this handler lets that error reach the caller, which must unpin and retry.
+ */
+export class InPlaceConversionHandler extends ConversionHandler {
+  constructor(
+    vm: Vm,
+    private readonly ramRegions: readonly RamRegion[],
+    private readonly setAttributes2: SetGmemAttributes,
+  ) {
+    super(vm, ramRegions);
+  }
+
+  override convert(gpa: bigint, size: bigint, toPrivate: boolean, cause: Conversion['cause']): void {
+    for (const r of this.ramRegions) {
+      const lo = gpa > r.gpa ? gpa : r.gpa;
+      // biome-ignore lint/complexity/useMathMinMax: bigint operands (Math.min takes numbers)
+      const hi = gpa + size < r.gpa + r.size ? gpa + size : r.gpa + r.size;
+      if (lo >= hi) continue;
+      this.setAttributes2(r.gmem.fd, r.gmemOffset + (lo - r.gpa), hi - lo, toPrivate ? KVM_MEMORY_ATTRIBUTE_PRIVATE : 0n);
+    }
+    this.log.push({ gpa, size, toPrivate, cause });
+  }
+}

@@ -66,6 +66,20 @@ const TDX_ACCEPT_ZEROES = 'TDX: a page AUGed after launch is zeroed by TDG.MEM.P
 const TDX_MEASURED =
   'the TD measurement covers what went through the launch ioctls (KVM_TDX_INIT_MEM_REGION), not the file: Andy Lutomirski 17 Feb 2022 <2ca78dcb-61d9-4c9d-baa9-955b6f4298bb@www.fastmail.com> (V7-DESIGN §1.4, §1.5)';
 
+// ---- in-place conversion (applied in next-20260923) and direct-map removal (v12): IN-PLACE-CONVERSION.md ----
+const IP = 'IN-PLACE-CONVERSION.md';
+const IP_SAME = `the in-place design keeps upstream guest_memfd's rule here (${IP} §1.3.5-1.3.7: the series changes attributes, faults and conversion, not this)`;
+const IP_FAULT_PRIVATE = `guest_memfd.c (applied) kvm_gmem_fault_user_mapping: a private index is ERR_PTR(-EACCES) -> vmf_error -> SIGBUS, for reads and writes, in every process (${IP} §1.3.5)`;
+const IP_UNMAP = `__kvm_gmem_set_attributes: to-private runs unmap_mapping_pages(mapping, start, nr, false) over every process mapping the file before the refcount check (${IP} §1.3.3 4a; forked_accesses asserts the child's SIGBUS)`;
+const IP_PINNED = `kvm_gmem_is_safe_for_conversion: folio_maybe_dma_pinned() -> -EAGAIN with error_offset at the folio, nothing stored (${IP} §1.3.3 4b-c; elevated_refcount)`;
+const IP_GUP = `GUP faults the page in through kvm_gmem_fault_user_mapping, which refuses a private index (SIGBUS); a failed fault is -EFAULT from pin_user_pages (${IP} §1.3.5; mm/gup.c)`;
+const IP_NO_FOLIO = `the attribute of an index without a folio is stored all the same (before_allocation_shared: the host then gets SIGBUS) (${IP} §1.4 test 4)`;
+const IP_NDM = `GUEST_MEMFD_FLAG_NO_DIRECT_MAP (v12 p10): kvm_gmem_folio_zap_direct_map on first fault; a direct-map read of a zapped folio cannot succeed (the model answers the nofault accessors' EFAULT) (${IP} §2.4)`;
+const GM_SEPARATE_SHARED =
+  'upstream guest_memfd (6.18, profile): shared memory is a separate host mapping at userspace_addr that conversion never touches; private memory is only in the guest_memfd (KERNEL-SPEC, src/model/fault.ts)';
+const GM_DIRECT_MAP =
+  'every guest_memfd or shmem folio stays in the kernel direct map upstream (no NO_DIRECT_MAP before the v12 series); a sw_protected VM has no hardware encryption';
+
 /** The outcome each design must get, each with its source. */
 const EXPECTED: Record<string, Record<DesignName, Fact>> = {
   'mapped-at-bind': {
@@ -75,6 +89,7 @@ const EXPECTED: Record<string, Record<DesignName, Fact>> = {
     ),
     negotiated: refused('EBUSY', 'set_user_memory_region_ext', NEG_MAPPED),
     guest_memfd: refused('SIGBUS', 'host_read', GM_FAULT_SIGBUS),
+    inplace: refused('SIGBUS', 'host_read', `${IP_FAULT_PRIVATE}; the file was created without INIT_SHARED, so every index starts private`),
   },
   'data-at-bind': {
     v7: damage(
@@ -90,6 +105,7 @@ const EXPECTED: Record<string, Record<DesignName, Fact>> = {
       'write',
       'guest_memfd.c kvm_gmem_fops = { mmap, open, release, fallocate }: no write, so vfs_write is -EINVAL (KERNEL-SPEC B1)',
     ),
+    inplace: prevented('EINVAL', 'write', IP_SAME),
   },
   'host-write-after-conversion': {
     v7: damage(
@@ -98,6 +114,7 @@ const EXPECTED: Record<string, Record<DesignName, Fact>> = {
     ),
     negotiated: refused('EBUSY', 'set_user_memory_region_ext', NEG_MAPPED),
     guest_memfd: prevented('SIGBUS', 'host_write', `${GM_FAULT_SIGBUS}; a TDX VM has private memory`),
+    inplace: prevented('SIGBUS', 'host_write', `${IP_FAULT_PRIVATE}; created without INIT_SHARED: private from the start`),
   },
   'fd-read-write': {
     v7: refused(
@@ -107,11 +124,13 @@ const EXPECTED: Record<string, Record<DesignName, Fact>> = {
     ),
     negotiated: refused('EPERM', 'read', `${V7_KVM_FLAGS}: the bound plain memfd is USER_INACCESSIBLE from the bind on`),
     guest_memfd: refused('EINVAL', 'read', 'guest_memfd.c kvm_gmem_fops has no read: vfs_read is -EINVAL (KERNEL-SPEC B1)'),
+    inplace: refused('EINVAL', 'read', IP_SAME),
   },
   'two-vms': {
     v7: damage(['data exposed to another VM', 'guest memory modified by another VM'], `${V7_NOT_EXCLUSIVE}; ${V7_GET_PFN_SAME_PAGE}`),
     negotiated: damage(['data exposed to another VM', 'guest memory modified by another VM'], `${NEG_ONLY_MAPPINGS}; ${V7_NOT_EXCLUSIVE}`),
     guest_memfd: refused('EINVAL', 'set_user_memory_region2', GM_OTHER_VM),
+    inplace: refused('EINVAL', 'set_user_memory_region2', `${IP_SAME}; ${GM_OTHER_VM}`),
   },
   'mixed-technologies': {
     v7: damage(
@@ -120,6 +139,7 @@ const EXPECTED: Record<string, Record<DesignName, Fact>> = {
     ),
     negotiated: damage(['machine check in the TD (the other VM poisoned its page)'], `${NEG_ONLY_MAPPINGS}; then as v7`),
     guest_memfd: refused('EINVAL', 'set_user_memory_region2', GM_OTHER_VM),
+    inplace: refused('EINVAL', 'set_user_memory_region2', `${IP_SAME}; ${GM_OTHER_VM}`),
   },
   'truncate-while-bound': {
     v7: refused(
@@ -129,6 +149,7 @@ const EXPECTED: Record<string, Record<DesignName, Fact>> = {
     ),
     negotiated: refused('EPERM', 'ftruncate', `${V7_KVM_FLAGS}: the bound, sized plain memfd is inaccessible, so the same -EPERM`),
     guest_memfd: refused('EINVAL', 'ftruncate', 'guest_memfd.c kvm_gmem_setattr: `return -EINVAL;` (KERNEL-SPEC B3)'),
+    inplace: refused('EINVAL', 'ftruncate', IP_SAME),
   },
   'reclaim-private-page': {
     v7: refused('unevictable', 'mm_reclaim', 'v7 03/14 MEMFILE_F_UNRECLAIMABLE: mapping_set_unevictable() (V7-DESIGN §1.3), imposed by KVM at bind (13/14)'),
@@ -138,6 +159,7 @@ const EXPECTED: Record<string, Record<DesignName, Fact>> = {
       'mm_reclaim',
       'guest_memfd.c __kvm_gmem_create: mapping_set_inaccessible(); "Unmovable mappings are supposed to be marked unevictable as well." WARN_ON_ONCE(!mapping_unevictable())',
     ),
+    inplace: refused('unevictable', 'mm_reclaim', IP_SAME),
   },
   'migrate-private-page': {
     v7: refused('EOPNOTSUPP', 'mm_migrate', 'v7 03/14 MEMFILE_F_UNMOVABLE: "migratepage -EOPNOTSUPP" (V7-DESIGN §1.3, §1.8 row "Page migration / reclaim")'),
@@ -147,6 +169,7 @@ const EXPECTED: Record<string, Record<DesignName, Fact>> = {
       'mm_migrate',
       'guest_memfd.c kvm_gmem_migrate_folio: `WARN_ON_ONCE(1); return -EINVAL;` (V7-DESIGN §1.7 "migrate_folio returns -EINVAL")',
     ),
+    inplace: refused('EINVAL', 'mm_migrate', IP_SAME),
   },
   'implicit-allocation': {
     v7: refused(
@@ -159,6 +182,50 @@ const EXPECTED: Record<string, Record<DesignName, Fact>> = {
       ['double allocation'],
       'the shared side is an ordinary memfd: its fault allocates; guest_memfd left double allocation to the VMM ("Userspace must discard", V7-DESIGN §1.8 row "Double allocation"); the private page came from kvm_gmem_get_pfn -> kvm_gmem_get_folio (FGP_CREAT)',
     ),
+    inplace: refused('SIGBUS', 'host_write', `the shared page is the guest_memfd's own folio (no second copy); ${IP_UNMAP}; ${IP_FAULT_PRIVATE}`),
+  },
+  'host-mapping-at-conversion': {
+    v7: damage(['data exposed to the host'], `${V7_ANY_SHMEM}; ${V7_GET_PFN_SAME_PAGE}`),
+    negotiated: refused('EBUSY', 'set_user_memory_region_ext', NEG_MAPPED),
+    guest_memfd: { outcome: { kind: 'no damage' }, source: `${GM_SEPARATE_SHARED}: the mapping keeps the stale shared data, never the secret` },
+    inplace: refused('SIGBUS', 'host_read', `${IP_UNMAP}; ${IP_FAULT_PRIVATE}`),
+  },
+  'pinned-at-conversion': {
+    v7: damage(['guest memory modified by a device'], `${V7_ANY_SHMEM}; ${V7_GET_PFN_SAME_PAGE}: the pinned page is the guest's private page`),
+    negotiated: refused('EBUSY', 'set_user_memory_region_ext', NEG_MAPPED),
+    guest_memfd: damage(
+      ['device writes lost (they land in the discarded shared page)'],
+      `${GM_SEPARATE_SHARED}; a pinned page survives the punch (the pin holds a reference), the guest reads its private page`,
+    ),
+    inplace: refused('EAGAIN', 'set_memory_attributes2', IP_PINNED),
+  },
+  'forked-child-mapping': {
+    v7: damage(['data exposed to another process'], `${V7_ANY_SHMEM}; the child's inherited MAP_SHARED mapping reaches the same shmem page`),
+    negotiated: refused('EBUSY', 'set_user_memory_region_ext', NEG_MAPPED),
+    guest_memfd: { outcome: { kind: 'no damage' }, source: `${GM_SEPARATE_SHARED}: the child maps the shared memfd, which never holds the secret` },
+    inplace: refused('SIGBUS', 'host_read', `${IP_UNMAP}; ${IP_FAULT_PRIVATE}`),
+  },
+  'gup-pin-of-private': {
+    v7: damage(['guest memory modified by a device'], `${V7_ANY_SHMEM}; ${V7_GET_PFN_SAME_PAGE}`),
+    negotiated: refused('EBUSY', 'set_user_memory_region_ext', NEG_MAPPED),
+    guest_memfd: damage(['device writes lost (the pin holds the shared page, the guest uses the private one)'], GM_SEPARATE_SHARED),
+    inplace: refused('EFAULT', 'pin_user_pages', IP_GUP),
+  },
+  'no-folio-yet': {
+    v7: refused(
+      'SIGBUS',
+      'host_write',
+      'v7 01/14 F_SEAL_AUTO_ALLOCATE on the shared memfd: shmem_fault SGP_NOALLOC on a hole is SIGBUS (as in implicit-allocation)',
+    ),
+    negotiated: refused('SIGBUS', 'host_write', 'negotiated keeps v7 01/14 F_SEAL_AUTO_ALLOCATE: as v7'),
+    guest_memfd: damage(['double allocation'], `${GM_SEPARATE_SHARED}; the shared memfd's fault allocates, and kvm_gmem_get_pfn allocates the private folio`),
+    inplace: refused('SIGBUS', 'host_write', `${IP_NO_FOLIO}; ${IP_FAULT_PRIVATE}`),
+  },
+  'direct-map-read': {
+    v7: damage(['guest memory readable through the direct map'], `${GM_DIRECT_MAP}; v7's private memory is a shmem page`),
+    negotiated: damage(['guest memory readable through the direct map'], `${GM_DIRECT_MAP}; as v7`),
+    guest_memfd: damage(['guest memory readable through the direct map'], GM_DIRECT_MAP),
+    inplace: refused('EFAULT', 'direct_map_read', IP_NDM),
   },
 };
 

@@ -45,7 +45,7 @@ export function wrap(text: string, width: number): string[] {
 }
 
 /** The narrowest a design column gets before the table stops shrinking. */
-const MIN_COLUMN = 12;
+const MIN_COLUMN = 11;
 
 /**
  * Fixed-width text for a terminal: one row per hazard, one column per design. The table fits in

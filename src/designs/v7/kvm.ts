@@ -3,14 +3,15 @@
  * series changed them (memfd_create with MFD_INACCESSIBLE, 05/14; the F_SEAL_AUTO_ALLOCATE seal,
  * 01/14). Every memfd is a ShmemFile, because in v7 every shmem file can back a private memslot.
  */
-import type { FileOps, HostMapping, Stat, Vm } from '../../api.js';
+import type { FileOps, HostKernelAccess, HostMapping, Stat, Vm } from '../../api.js';
 import type { DesignKvmOps } from '../../design-api.js';
 import { fail } from '../../model/fail.js';
 import { ModelKvm } from '../../model/kvm.js';
 import type { KernelProfile } from '../../model/profiles.js';
 import { VmFile } from '../../model/vm-file.js';
 import { PROT_WRITE, type VmType } from '../../uapi/constants.js';
-import { mmMigrate, mmReclaim } from '../host/hazard-ops.js';
+import { directMapAccess, mmMigrate, mmReclaim } from '../host/hazard-ops.js';
+import { forkMapping, pinUserPages } from '../host/pins.js';
 import {
   F_ADD_SEALS,
   F_ALL_SEALS,
@@ -116,6 +117,19 @@ export class V7Kvm extends ModelKvm implements DesignKvmOps {
 
   mmReclaim(fd: number, offset: bigint): string {
     return mmReclaim(this.proc, fd, offset);
+  }
+
+  pinUserPages(map: HostMapping, offset: bigint, length: bigint): HostMapping {
+    return pinUserPages(this.proc.mm, map, offset, length);
+  }
+
+  fork(map: HostMapping): HostMapping {
+    return forkMapping(this.proc.mm, map);
+  }
+
+  /** The host kernel's direct-map accesses reach shmem pages too (a memfd's pages are in the direct map). */
+  override get hostKernel(): HostKernelAccess {
+    return directMapAccess(this.proc, super.hostKernel);
   }
 }
 

@@ -18,6 +18,7 @@ import {
   tdxMeasurementCovers,
 } from './design.js';
 import { close, dup, fallocate, fstat, ftruncate, lseek, memfdCreate, mmap, pread, pwrite, read, write } from './file.js';
+import { fork, pinUserPages, setMemoryAttributes2 } from './inplace.js';
 import { checkExtension, createVm, enableCap, getApiVersion } from './kvm.js';
 import { getMempolicy, hostRead, hostWrite, madvise, mbind, movePages, munmap } from './mapping.js';
 import { preFaultMemory, run } from './vcpu.js';
@@ -64,6 +65,9 @@ export const OP_LIST = [
   mmMigrate,
   mmReclaim,
   backingPages,
+  setMemoryAttributes2,
+  pinUserPages,
+  fork,
   memoryEncryptOp,
   directMapRead,
   directMapWrite,
