@@ -30,6 +30,8 @@ export function createModelKvm(options: ModelOptions = {}): ModelKvm {
   const k = options.kernel ?? DEFAULT_PROFILE;
   return new ModelKvm(typeof k === 'string' ? getProfile(k) : k);
 }
+// every entry point throws these: catch them from whichever you imported
+export { type ErrnoName, HostFault, type KvmErrno, KvmError } from '../api.js';
 export { mappedLine, type PageView, pageMap, pageMapLine } from './inspect.js';
 export { ModelVm } from './model-vm.js';
 // confidential computing (issue 5): SNP/TDX hosts and what the model's platforms expose
