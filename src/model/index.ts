@@ -37,3 +37,5 @@ export { ModelVm } from './model-vm.js';
 // confidential computing (issue 5): SNP/TDX hosts and what the model's platforms expose
 export { type LaunchLog, launchDigest, launchLog, platformOf, setSnpVcpuRegs } from './platforms/index.js';
 export { PLATFORMS, type Platform, withPlatform } from './profiles.js';
+export { attributeRuns, type GmemView, observeInvalidations, PAGE, type PageRun, pageRuns, type SlotView, snapshotKvm, type VmView } from './snapshot.js';
+export type { KvmVm } from './vm.js';
