@@ -210,7 +210,7 @@ $('end').addEventListener('click', () => {
 $('run').addEventListener('click', () => {
   stopRun();
   runTimer = window.setInterval(() => {
-    if (!player || !player.step()) stopRun();
+    if (!player?.step()) stopRun();
     render();
   }, 250);
 });
@@ -322,6 +322,8 @@ $('m-go').addEventListener('click', async () => {
   const out = $('m-result');
   const table = $<HTMLTableElement>('m-pages');
   out.className = 'result';
+  delete out.dataset.digest;
+  out.textContent = 'computing…';
   try {
     const firmware = await bytesOf('m-ovmf', 64 << 20);
     if (!firmware) throw new Error('pick or drop a firmware image first');
