@@ -85,7 +85,7 @@ before(async () => {
       '--no-first-run',
     ],
   });
-  page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page = await browser.newPage({ viewport: { width: 1480, height: 1000 } });
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(`console: ${m.text()}`);
   });
@@ -158,26 +158,30 @@ browserTest('stepping a built-in scenario back and forth: page-map colours at kn
   assert.deepEqual(errors, []);
 });
 
-const PRIVATE = JSON.stringify({
-  name: 'private and shared',
-  vm: { type: 'sw_protected' },
-  steps: [
-    { op: 'create_guest_memfd', size: '0x200000', as: 'g' },
-    { op: 'mmap_anonymous', length: '0x200000', as: 'm' },
-    {
-      op: 'set_user_memory_region2',
-      slot: 0,
-      flags: ['guest_memfd'],
-      guest_phys_addr: 0,
-      memory_size: '0x200000',
-      userspace_addr: 'm',
-      guest_memfd: 'g',
-      guest_memfd_offset: 0,
-    },
-    { op: 'set_memory_attributes', address: '0x2000', size: '0x2000', attributes: ['private'] },
-    { op: 'run', vcpu: 0, program: [{ write: '0x2000', width: 4, value: 1 }, { write: '0x5000', width: 4, value: 2 }, 'hlt'], expect: { exit: 'hlt' } },
-  ],
-});
+const PRIVATE = JSON.stringify(
+  {
+    name: 'private and shared',
+    vm: { type: 'sw_protected' },
+    steps: [
+      { op: 'create_guest_memfd', size: '0x200000', as: 'g' },
+      { op: 'mmap_anonymous', length: '0x200000', as: 'm' },
+      {
+        op: 'set_user_memory_region2',
+        slot: 0,
+        flags: ['guest_memfd'],
+        guest_phys_addr: 0,
+        memory_size: '0x200000',
+        userspace_addr: 'm',
+        guest_memfd: 'g',
+        guest_memfd_offset: 0,
+      },
+      { op: 'set_memory_attributes', address: '0x2000', size: '0x2000', attributes: ['private'] },
+      { op: 'run', vcpu: 0, program: [{ write: '0x2000', width: 4, value: 1 }, { write: '0x5000', width: 4, value: 2 }, 'hlt'], expect: { exit: 'hlt' } },
+    ],
+  },
+  null,
+  2,
+);
 
 browserTest('a pasted scenario: private, private without a page, shared and host-mapped pages', async () => {
   await ui(`guestmemUi.load(${JSON.stringify(PRIVATE)}, 'pasted.json')`);
@@ -189,6 +193,7 @@ browserTest('a pasted scenario: private, private without a page, shared and host
   assert.equal(await colour(0, 5), C.shared, 'gfn 5: shared, written by the guest through the host mapping');
   assert.equal(await mark(0, 5, 'host'), C.host);
   assert.match(await text('#timeline'), /converted gfn \[0x2, 0x4\) to private/);
+  await page.screenshot({ path: `${SHOTS}/private-shared.png` });
   assert.deepEqual(errors, []);
 });
 

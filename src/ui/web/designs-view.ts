@@ -116,7 +116,7 @@ export class DesignsView {
         li.textContent = `${c.steps[i]?.op ?? '?'}${got === undefined ? '' : ` → ${got}`}`;
       });
       const snaps = snapshotKvm(c.kvm);
-      while (c.pagemaps.length < snaps.length) c.pagemaps.push(new PageMap(c.maps, c.pagemaps.length));
+      while (c.pagemaps.length < snaps.length) c.pagemaps.push(new PageMap(c.maps, c.pagemaps.length, 7));
       snaps.forEach((s, i) => {
         const vm = c.kvm.vms[i];
         if (vm) c.pagemaps[i]?.update(vm, s);

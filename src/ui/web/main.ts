@@ -105,6 +105,8 @@ function showError(message: string, text: string): void {
 
 function load(text: string, name: string): void {
   stopRun();
+  // the list shows a built-in only while one is loaded
+  if (!BUILTIN_SCENARIOS.some((b) => b.path === name)) builtinSel.selectedIndex = -1;
   currentName = name;
   player?.close();
   let sc: Scenario;

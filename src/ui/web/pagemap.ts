@@ -73,6 +73,8 @@ export class PageMap {
   constructor(
     parent: HTMLElement,
     readonly index: number,
+    /** pixels per cell (the designs view uses smaller cells, to fit three maps side by side) */
+    readonly cell = CELL,
   ) {
     this.root = document.createElement('div');
     this.root.className = 'vm';
@@ -125,7 +127,7 @@ export class PageMap {
   private fitExtent(): number {
     const slots = (this.snap?.slots ?? []).filter((s) => s.asId === 0 && s.id !== CODE_SLOT);
     const ends = slots.map((s) => s.baseGfn + s.npages);
-    return Math.max(512, ends.length ? Math.max(...ends) : (this.snap?.extent ?? 0));
+    return Math.max(512, ...ends);
   }
 
   setView(lo: number, hi: number): void {
@@ -161,7 +163,7 @@ export class PageMap {
   cellCentre(gfn: number): { x: number; y: number } | undefined {
     if (gfn < this.view.lo || gfn >= this.view.hi) return undefined;
     const c = Math.floor((gfn - this.view.lo) / this.ppc);
-    return { x: (c % COLS) * CELL + CELL / 2, y: this.gridTop() + Math.floor(c / COLS) * CELL + CELL / 2 };
+    return { x: (c % COLS) * this.cell + this.cell / 2, y: this.gridTop() + Math.floor(c / COLS) * this.cell + this.cell / 2 };
   }
 
   private cellAt(e: MouseEvent): number | undefined {
@@ -169,7 +171,7 @@ export class PageMap {
     const x = ((e.clientX - r.left) * this.canvas.width) / r.width / devicePixelRatio;
     const y = ((e.clientY - r.top) * this.canvas.height) / r.height / devicePixelRatio - this.gridTop();
     if (y < 0) return undefined;
-    const c = Math.floor(y / CELL) * COLS + Math.floor(x / CELL);
+    const c = Math.floor(y / this.cell) * COLS + Math.floor(x / this.cell);
     return c >= 0 && c < this.cells ? c : undefined;
   }
 
@@ -243,8 +245,8 @@ export class PageMap {
     const slots = this.snap.slots.filter((s) => s.asId === 0);
     this.bandRows = slots.length + this.snap.gmems.length;
     const rows = Math.ceil(this.cells / COLS);
-    const w = COLS * CELL;
-    const h = this.gridTop() + rows * CELL + 14;
+    const w = COLS * this.cell;
+    const h = this.gridTop() + rows * this.cell + 14;
     const dpr = devicePixelRatio || 1;
     if (this.canvas.width !== w * dpr || this.canvas.height !== h * dpr) {
       this.canvas.width = w * dpr;
@@ -268,7 +270,9 @@ export class PageMap {
       g.fillStyle = s.gmem ? '#b9a6e8' : '#9fd3b4';
       g.fillRect(x(s.baseGfn, extent), y, Math.max(2, x(s.npages, extent)), BAND_H);
       g.fillStyle = '#111';
-      const gm = s.gmem ? ` → guest_memfd ino ${s.gmem.ino ?? '?'} @ ${hex(BigInt(s.gmem.pgoff) * 4096n)}` : '';
+      const gm = s.gmem
+        ? ` → ${s.gmem.ino === undefined ? "the design's private file" : `guest_memfd ino ${s.gmem.ino}`} @ ${hex(BigInt(s.gmem.pgoff) * 4096n)}`
+        : '';
       g.fillText(`slot ${s.id}: gpa ${hex(BigInt(s.baseGfn) * 4096n)}+${hex(BigInt(s.npages) * 4096n)} uaddr ${hex(s.userspaceAddr)}${gm}`, 4, y + BAND_H / 2);
       y += BAND_H + BAND_GAP;
     }
@@ -300,25 +304,25 @@ export class PageMap {
     const runs = pageRuns(this.vm, this.view.lo, this.view.hi);
     const { state, marks } = this.cellsOf(runs);
     for (let c = 0; c < this.cells; c++) {
-      const cx = (c % COLS) * CELL;
-      const cy = top + Math.floor(c / COLS) * CELL;
+      const cx = (c % COLS) * this.cell;
+      const cy = top + Math.floor(c / COLS) * this.cell;
       g.fillStyle = COLOURS[STATES[state[c] ?? 0] as State];
-      g.fillRect(cx, cy, CELL - 1, CELL - 1);
+      g.fillRect(cx, cy, this.cell - 1, this.cell - 1);
       const m = marks[c] ?? 0;
       if (m & 1) {
         g.fillStyle = COLOURS['host-mapped'];
-        g.fillRect(cx, cy, CELL - 1, 3);
+        g.fillRect(cx, cy, this.cell - 1, 3);
       }
       if (m & 2) {
         g.fillStyle = COLOURS['KVM-mapped (SPTE)'];
-        g.fillRect(cx, cy + CELL - 4, CELL - 1, 3);
+        g.fillRect(cx, cy + this.cell - 4, this.cell - 1, 3);
       }
     }
     g.fillStyle = '#333';
     g.fillText(
       `gfn ${hex(this.view.lo)}–${hex(this.view.hi)} (${hex(BigInt(this.view.hi - this.view.lo) * 4096n)} bytes), ${this.ppc === 1 ? 'one page' : `${this.ppc} pages`} per cell, ${runs.length} run(s)`,
       2,
-      top + rows * CELL + 7,
+      top + rows * this.cell + 7,
     );
     this.lastFrameMs = performance.now() - t0;
   }
