@@ -8,14 +8,15 @@
 
 import type { Sha384Factory } from './measure/hash.js';
 import { PROT_READ, PROT_WRITE, type VmType } from './uapi/constants.js';
-import { ERRNO, type ErrnoName, errnoName } from './uapi/errno.js';
+import { ERRNO, type ErrnoName, errnoName, type KvmErrno } from './uapi/errno.js';
 
 export type { VmType } from './uapi/constants.js';
+export type { ErrnoName, KvmErrno } from './uapi/errno.js';
 
 export class KvmError extends Error {
   override readonly name = 'KvmError';
-  /** errno name, e.g. 'EINVAL' */
-  readonly errno: string;
+  /** errno name, e.g. 'EINVAL' (`E<number>` only for a number guestmem has no name for) */
+  readonly errno: KvmErrno;
   /** errno number; the kernel returned -code */
   readonly code: number;
   /** the uAPI call, e.g. 'KVM_CREATE_GUEST_MEMFD' or 'fallocate' */

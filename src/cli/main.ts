@@ -17,6 +17,7 @@ import { registerLab } from './lab.js';
 import { registerMeasure } from './measure.js';
 import { modelProfile } from './profile.js';
 import { runFiles, UserError } from './run.js';
+import { registerUi } from './ui.js';
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -175,6 +176,7 @@ program
 registerMeasure(program);
 registerDesigns(program);
 registerLab(program);
+registerUi(program);
 oneLineErrors(program);
 
 function positiveIntArg(v: string): number {

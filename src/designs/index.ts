@@ -4,6 +4,8 @@
  * hazard suite that runs the review's concerns under every design.
  */
 
+// every entry point throws these: catch them from whichever you imported
+export { type ErrnoName, HostFault, type KvmErrno, KvmError } from '../api.js';
 export { GuestMemfdKvm } from './guest-memfd/index.js';
 export { type HazardOutcome, type HazardRun, HazardRunError, outcomeLabel, runHazard, runHazards } from './hazards/run.js';
 export { type HazardFile, HazardFileError, parseHazard, stepsFor } from './hazards/schema.js';

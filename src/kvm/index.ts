@@ -66,3 +66,5 @@ export function kvmAvailable(path = '/dev/kvm'): { ok: true } | { ok: false; rea
   }
   return { ok: true };
 }
+// every entry point throws these: catch them from whichever you imported
+export { type ErrnoName, HostFault, type KvmErrno, KvmError } from '../api.js';

@@ -285,6 +285,12 @@ export class ModelMapping implements HostMapping {
     for (const i of this.mappedIndices(from, to)) this.ptes.delete(i);
   }
 
+  /** Indices a host PTE maps: own pages, and file pages this VMA maps (read-only views: snapshot.ts). */
+  *hostMappedIndices(): Generator<number> {
+    yield* this.own.keys();
+    for (const i of this.ptes) if (!this.own.has(i)) yield i;
+  }
+
   peekPage(index: number): Uint8Array | undefined {
     return this.own.get(index) ?? (this.shared || this.ptes.has(index) ? this.backing?.peek(this.pgoff + index) : undefined);
   }

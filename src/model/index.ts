@@ -30,8 +30,12 @@ export function createModelKvm(options: ModelOptions = {}): ModelKvm {
   const k = options.kernel ?? DEFAULT_PROFILE;
   return new ModelKvm(typeof k === 'string' ? getProfile(k) : k);
 }
+// every entry point throws these: catch them from whichever you imported
+export { type ErrnoName, HostFault, type KvmErrno, KvmError } from '../api.js';
 export { mappedLine, type PageView, pageMap, pageMapLine } from './inspect.js';
 export { ModelVm } from './model-vm.js';
 // confidential computing (issue 5): SNP/TDX hosts and what the model's platforms expose
 export { type LaunchLog, launchDigest, launchLog, platformOf, setSnpVcpuRegs } from './platforms/index.js';
 export { PLATFORMS, type Platform, withPlatform } from './profiles.js';
+export { attributeRuns, type GmemView, observeInvalidations, PAGE, type PageRun, pageRuns, type SlotView, snapshotKvm, type VmView } from './snapshot.js';
+export type { KvmVm } from './vm.js';

@@ -46,6 +46,12 @@ export class Mmu {
    */
   validGen = 0;
 
+  /**
+   * Told of every completed invalidation (after mmu_invalidate_seq was bumped), for read-only views
+   * such as the visualizer's timeline (snapshot.ts observeInvalidations). Never changes the model.
+   */
+  observer: ((seq: number, start: number, end: number) => void) | undefined;
+
   /** kvm_mmu_invalidate_begin */
   invalidateBegin(): void {
     this.inProgress++;
@@ -73,6 +79,7 @@ export class Mmu {
     this.seq++;
     this.inProgress--;
     if (this.inProgress < 0) throw new Error('mmu_invalidate_in_progress underflow (KVM_BUG_ON)');
+    this.observer?.(this.seq, this.rangeStart, this.rangeEnd);
   }
 
   /** kvm_mmu_unmap_gfn_range = range_add + zap of every SPTE in [start, end). */

@@ -1,3 +1,5 @@
+// every entry point throws these: catch them from whichever you imported
+export { type ErrnoName, HostFault, type KvmErrno, KvmError } from '../api.js';
 export { inKernelRange, type KernelRange, parseKernelRange, releaseVersion } from './kernels.js';
 export { parseScenario } from './load.js';
 export { type ModelBackendOptions, modelBackend } from './model-backend.js';

@@ -34,10 +34,17 @@ export const ERRNO = {
 
 export type ErrnoName = keyof typeof ERRNO;
 
+/**
+ * What `KvmError.errno` holds: a known errno name, or `E<number>` for a number guestmem has no name
+ * for (the kvm backend passes the kernel's errno through untouched). A typo in a comparison
+ * (`e.errno === 'EINVALL'`) is a type error.
+ */
+export type KvmErrno = ErrnoName | `E${number}`;
+
 const BY_NUMBER = new Map<number, ErrnoName>((Object.entries(ERRNO) as [ErrnoName, number][]).map(([name, code]) => [code, name]));
 
 /** The name of an errno number, or `E<number>` for one guestmem has no name for. */
-export function errnoName(code: number): string {
+export function errnoName(code: number): KvmErrno {
   return BY_NUMBER.get(code) ?? `E${code}`;
 }
 
