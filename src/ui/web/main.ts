@@ -399,4 +399,6 @@ window.guestmemUi = {
   colours: COLOURS,
 };
 
-loadBuiltin(BUILTIN_SCENARIOS.find((b) => b.path.startsWith('examples/'))?.path ?? BUILTIN_SCENARIOS[0]?.path ?? '');
+// the README's example opens the page: a guest_memfd mapped, bound, written by the host and by the guest, punched
+const OPENING = 'examples/punch-hole-zeroes.json';
+loadBuiltin(BUILTIN_SCENARIOS.find((b) => b.path === OPENING)?.path ?? BUILTIN_SCENARIOS[0]?.path ?? '');
