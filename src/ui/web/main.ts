@@ -2,8 +2,10 @@
  * The guestmem page: scenario editor and player, page maps, timeline, kvm trace replay, the designs
  * view and the measurement panel. The model runs here; the page fetches nothing and sends nothing.
  */
+
+import { DESIGNS } from '../../designs/index.js';
 import { PROFILE_NAMES, snapshotKvm } from '../../model/index.js';
-import { parseScenario, type Scenario, ScenarioError } from '../../scenario/index.js';
+import { modelBackend, parseScenario, runScenario, type Scenario, ScenarioError } from '../../scenario/index.js';
 import { VM_TYPE_NAMES, type VmType } from '../../uapi/constants.js';
 import { BUILTIN_HAZARDS, BUILTIN_SCENARIOS, type Builtin } from './builtins.js';
 import { DesignsView } from './designs-view.js';
@@ -397,6 +399,21 @@ window.guestmemUi = {
     load(text, name);
   },
   colours: COLOURS,
+  /**
+   * Every built-in scenario run to its end on the model, the way `guestmem run scenarios` runs them
+   * in Node (bench/browser.ts times both): the counts, and the milliseconds it took.
+   */
+  runSuite() {
+    const t0 = performance.now();
+    const backend = modelBackend({ designs: DESIGNS });
+    const counts = { scenarios: 0, passed: 0, failed: 0, skipped: 0 };
+    for (const b of BUILTIN_SCENARIOS) {
+      const r = runScenario(parseScenario(b.text, b.path), b.path, backend);
+      counts.scenarios++;
+      counts[r.status]++;
+    }
+    return { ...counts, ms: performance.now() - t0 };
+  },
 };
 
 // the README's example opens the page: a guest_memfd mapped, bound, written by the host and by the guest, punched
