@@ -373,6 +373,19 @@ test("supervise: the kernel's OOM report names the cause and the slab it held; a
     deathReason('steps[0] (set_memory_attributes)', { status: null, signal: 'SIGKILL', stderr: '' }, oom),
     'out of memory in the lab kernel at steps[0] (set_memory_attributes): the OOM killer ended the run; the kernel held 896 MiB of slab (slab_unreclaimable)',
   );
+  // a memory cgroup's OOM (lab/init.sh puts every run in one): its memory.stat, in bytes
+  const memcg = kernelVerdict([
+    '[   40.1] node invoked oom-killer: gfp_mask=0x400dc0(GFP_KERNEL_ACCOUNT|__GFP_ZERO), order=0, oom_score_adj=1000',
+    '[   40.2] memory: usage 614400kB, limit 614400kB, failcnt 1201',
+    '[   40.2] Memory cgroup stats for /runs:',
+    'slab_unreclaimable 587202560',
+    '[   40.3] Memory cgroup out of memory: Killed process 93 (node) total-vm:1234kB, anon-rss:5678kB, file-rss:0kB, shmem-rss:0kB, UID:0 pgtables:1kB oom_score_adj:1000',
+  ]);
+  assert.deepEqual([memcg.oom, memcg.cgroup, memcg.slabMiB], [true, true, 560]);
+  assert.equal(
+    deathReason('steps[0] (set_memory_attributes)', { status: null, signal: 'SIGKILL', stderr: '' }, memcg),
+    "out of memory in the lab kernel at steps[0] (set_memory_attributes): the memory cgroup's OOM killer ended the run; the kernel held 560 MiB of slab (slab_unreclaimable)",
+  );
   const warn = kernelVerdict([
     '[ 1.0] ------------[ cut here ]------------',
     '[ 1.0] WARNING: CPU: 0 PID: 7 at arch/x86/kvm/mmu/mmu.c:123 kvm_mmu_foo+0x1/0x2',
