@@ -3,7 +3,7 @@
  * its source, never as the model computed it. Sources:
  * - v7: the series "KVM: mm: fd-based approach for supporting KVM guest private memory" (Chao Peng,
  *   6 Jul 2022, cover letter <20220706082016.2603916-1-chao.p.peng@linux.intel.com>), its patches
- *   NN/14 and the review, as /work/shared/spec/V7-DESIGN.md (§ given) records them.
+ *   NN/14 and the review, as ../shared/spec/V7-DESIGN.md (§ given) records them.
  * - guest_memfd: virt/kvm/guest_memfd.c (torvalds/linux @01f492e1817e; the functions named did not
  *   change for what is used here since 6.18) and KERNEL-SPEC.md (rule given).
  * - negotiated: the design's own stated rules, V7-DESIGN.md §1.5 (David Hildenbrand on 05/14, 5 and

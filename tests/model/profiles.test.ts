@@ -3,9 +3,9 @@
  * each version-dependent rule, the version in which it changed, the source that says so, and a KVM
  * call on the model under each profile whose errno (or value) must be the one that source gives.
  * Sources, cited per row:
- * - KS: /work/shared/spec/KERNEL-SPEC.md (rule ids; [SRC] read in the kernel, [LIVE] the 6.18.44 machine);
- * - UP: /work/shared/spec/UPSTREAM-2026.md (release rows, commit ids);
- * - LAB: /work/shared/spec/LAB.md "Errno table", live on Debian's 6.12.117 and trixie-backports' 7.3.4;
+ * - KS: ../shared/spec/KERNEL-SPEC.md (rule ids; [SRC] read in the kernel, [LIVE] the 6.18.44 machine);
+ * - UP: ../shared/spec/UPSTREAM-2026.md (release rows, commit ids);
+ * - LAB: ../shared/spec/LAB.md "Errno table", live on Debian's 6.12.117 and trixie-backports' 7.3.4;
  * - 6.12 is 6.12.118 with its stable backports (KS errata: "Debian's 6.12.118 already has 7.2's binding
  *   changes (EEXIST for a file range bound twice; offset+size unsigned)"), one release after the lab's 6.12.117.
  * Then the 'host' profile, checked against the live probe values KS §1.3 records.
