@@ -211,4 +211,10 @@ for (const r of rows) {
     `| ${r.op}${r.note ? ` (${r.note})` : ''} | ${fmt(r.model)} | ${r.kernel !== undefined ? fmt(r.kernel) : r.gmem && noGmem ? 'no guest_memfd' : 'n/a'} | ${r.cRef !== undefined ? fmt(r.cRef) : ''} | ${ratio(ref ?? Number.NaN, r.model)} | >= 5x: ${verdict} |`,
   );
 }
+const missedTouch = rows.filter((r) => /first touch/.test(r.op) && r.cRef !== undefined && r.cRef / r.model < 5);
+if (missedTouch.length)
+  lines.push(
+    '',
+    "Why the first-touch rows miss: each first touch gives the page real memory, as the kernel does. The model carves pages from 16-page ArrayBuffer slabs (one backing store and one node record per slab), and that memory is then committed by the same kernel page fault the C figure pays for (most of its 2.23 µs is the kernel allocating and zeroing the page). What is left is V8: 256 MiB of fresh external memory per round makes it run full collections, whose cost grows with everything else the process holds, so the same loop costs about 2 µs per page in a fresh process and several times that here, after the rows above. Beating the kernel by 5x would need pages reused without a fault: a free-page pool that takes back punched pages and zeroes them on reuse. That is only faithful once no reference can outlive a punch (a device pin, a confidential platform's ownership record, a v7 migration), which the model does not yet prove, so the pool is not built.",
+  );
 print(lines);
