@@ -11,14 +11,9 @@ import type { Kvm } from '../api.js';
 import { hostProfile, type KernelProfile, type ProbedCaps } from '../model/index.js';
 import { type Backend, inKernelRange, parseKernelRange, releaseVersion } from '../scenario/index.js';
 import { CAP } from '../uapi/constants.js';
+import { KvmUnavailable } from './errors.js';
 
-/**
- * The kvm backend cannot be used here (koffi does not load, no /dev/kvm, no permission): the
- * user's environment, not a bug, so the command reports it as a usage error (exit status 2).
- */
-export class KvmUnavailable extends Error {
-  override readonly name = 'KvmUnavailable';
-}
+export { KvmUnavailable } from './errors.js';
 
 interface KvmModule {
   openKvm(path?: string, options?: { hostAccess?: 'predict' | 'kernel-checked' }): Kvm;

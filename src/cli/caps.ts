@@ -3,7 +3,7 @@
 import { loadKvmModule, probe } from '../backends/kvm.js';
 import { createModelKvm, getProfile, hostProfile, type ProbedCaps } from '../model/index.js';
 import { CAP, GUEST_MEMFD_FLAGS, VM_TYPE } from '../uapi/constants.js';
-import { UserError } from './run.js';
+import { UserError } from './errors.js';
 
 function vmTypes(mask: number): string {
   return (

@@ -6,17 +6,20 @@
  */
 import { readdirSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import type { Command } from 'commander';
-import { type HazardRun, HazardRunError, runHazards } from '../designs/hazards/run.js';
+import { type HazardRun, runHazards } from '../designs/hazards/run.js';
+
+export { HazardRunError } from '../designs/hazards/run.js';
+export { HazardFileError } from '../designs/hazards/schema.js';
+
 import { type HazardFile, HazardFileError, parseHazard } from '../designs/hazards/schema.js';
 import { formatMarkdown, formatText, hazardRows, toJson } from '../designs/hazards/table.js';
 import { DESIGN_NAMES, type DesignName } from '../designs/registry.js';
-import { oneLine } from './errors.js';
 import { FileProblem, readRegularFile } from './files.js';
 
 /** designs/hazards/ of this package (dist/src/cli/ -> the package root). */
-export const HAZARDS_DIR = fileURLToPath(new URL('../../../designs/hazards/', import.meta.url));
+export { HAZARDS_DIR } from './hazards-dir.js';
+
+import { HAZARDS_DIR } from './hazards-dir.js';
 
 export interface LoadedHazard {
   readonly file: string;
@@ -73,33 +76,4 @@ export function formatReport(r: DesignsReport, format: 'text' | 'json' | 'markdo
       `\n${run.hazard} under ${run.design}: ${run.label}\n${run.steps.map((s) => `  [${s.index}] ${s.op}: ${s.got}${s.note ? `  (${s.note})` : ''}`).join('\n')}`,
   );
   return [text, ...detail].join('\n');
-}
-
-export function registerDesigns(program: Command): void {
-  program
-    .command('designs')
-    .description("the v7 review's hazards run under v7, the negotiated variant and guest_memfd (model): a table of outcomes")
-    .option('--json', 'print every outcome, with the steps that produced it, as JSON')
-    .option('--markdown', 'print the table as Markdown (the full text of every cell; the text table fits the terminal)')
-    .option('-v, --verbose', 'after the table, every run step by step')
-    .option('--hazards <dir>', 'directory of hazard files', HAZARDS_DIR)
-    .action((o: { json?: boolean; markdown?: boolean; verbose?: boolean; hazards: string }) => {
-      let report: DesignsReport;
-      try {
-        report = designsReport(o.hazards);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EACCES') {
-          process.stderr.write(`guestmem designs: --hazards ${resolve(o.hazards)}: cannot read: ${code}\n`);
-          process.exitCode = 2;
-          return;
-        }
-        if (!(e instanceof HazardFileError || e instanceof HazardRunError)) throw e;
-        process.stderr.write(`guestmem designs: ${oneLine(e.message)}\n`);
-        // a bad file is bad input (2); a good file that a design cannot run is a finding (1)
-        process.exitCode = e instanceof HazardFileError ? 2 : 1;
-        return;
-      }
-      process.stdout.write(`${formatReport(report, o.json ? 'json' : o.markdown ? 'markdown' : 'text', !!o.verbose, textWidth())}\n`);
-    });
 }

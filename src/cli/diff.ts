@@ -23,7 +23,7 @@ import {
 } from '../diff/index.js';
 import { createModelKvm, getProfile, type KernelProfile, PROFILE_NAMES } from '../model/index.js';
 import { type Backend, modelBackend, parseScenario, Session, type Step, unmetRequirement } from '../scenario/index.js';
-import { UserError } from './run.js';
+import { UserError } from './errors.js';
 
 export interface DiffOptions {
   runs: number;

@@ -4,8 +4,8 @@
  * stack trace (GUESTMEM_DEBUG=1 adds it for an internal error, which exits 1).
  */
 import type { Command } from 'commander';
-import { KvmUnavailable } from '../backends/kvm.js';
-import { printable } from '../scenario/load.js';
+import { KvmUnavailable } from '../backends/errors.js';
+import { printable } from '../scenario/printable.js';
 import { ScenarioError } from '../scenario/values.js';
 
 /** An error in what the user gave us: printed as one line, exit status 2. */

@@ -5,8 +5,11 @@
  * apt, kernel build, QEMU), with the stage named.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { cacheDir, DEFAULT_GUEST_BACKEND, formatKernelRun, KERNEL_IDS, LabError, labBuild, labRun } from '../lab/index.js';
-import { createProgress } from '../lab/progress.js';
+// The lab's driver, builder and progress bars load when a lab command runs, not with every command.
+import { cacheDir, DEFAULT_GUEST_BACKEND, KERNEL_IDS, LabError } from '../lab/env.js';
+
+const labModule = () => import('../lab/index.js');
+const createProgress = async () => (await import('../lab/progress.js')).createProgress();
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -73,12 +76,12 @@ export function registerLab(program: Command): void {
     .option('--json', 'print the builds as JSON')
     .action((o: { kernel?: string[]; buildTimeout: number; force?: boolean; keepSource?: boolean; json?: boolean }) =>
       guarded(async () => {
-        const builds = await labBuild({
+        const builds = await (await labModule()).labBuild({
           ...(o.kernel && { kernels: o.kernel }),
           buildTimeoutMs: o.buildTimeout * 1000,
           force: !!o.force,
           keepSource: !!o.keepSource,
-          progress: createProgress(),
+          progress: await createProgress(),
         });
         if (o.json) out(JSON.stringify(builds, null, 2));
         else for (const b of builds) out(`${b.kernel}  ${b.version}  ${b.built ? `built in ${b.buildSeconds} s` : 'cached'}  ${b.bzImage}`);
@@ -121,6 +124,7 @@ export function registerLab(program: Command): void {
         },
       ) =>
         guarded(async () => {
+          const { labRun, formatKernelRun } = await labModule();
           const runs = await labRun({
             ...(o.kernel && { kernels: o.kernel }),
             scenarios,
@@ -131,7 +135,7 @@ export function registerLab(program: Command): void {
             lockstep: o.lockstep,
             kvmTests: o.kvmTests,
             ...(o.memory !== undefined && { memoryMiB: o.memory }),
-            progress: createProgress(),
+            progress: await createProgress(),
           });
           if (o.json) out(JSON.stringify(runs, null, 2));
           else {
@@ -171,7 +175,7 @@ export function registerLab(program: Command): void {
       }) =>
         guarded(async () => {
           const { backportsQemu, countStuckBoots } = await import('../lab/boots.js');
-          const progress = createProgress();
+          const progress = await createProgress();
           const machine = {
             ...(o.qemu === 'backports' && backportsQemu(cacheDir())),
             ...(o.cpu && { cpu: o.cpu }),

@@ -3,21 +3,17 @@
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { KvmError } from '../api.js';
-import { kvmBackend, loadKvmModule } from '../backends/kvm.js';
-import { DESIGNS } from '../designs/registry.js';
-import { PROFILE_NAMES } from '../model/index.js';
-import { modelBackend } from '../scenario/index.js';
-import { capsReport } from './caps.js';
-import { runDemo, runKvmDemo } from './demo.js';
-import { runInplaceDemo } from './demo-inplace.js';
-import { registerDesigns } from './designs.js';
-import { runDiff } from './diff.js';
-import { oneLineErrors, reportError } from './errors.js';
+import { PROFILE_NAMES } from '../model/profiles.js';
+import { registerDesigns } from './designs-command.js';
+import { oneLineErrors, reportError, UserError } from './errors.js';
 import { registerLab } from './lab.js';
 import { registerMeasure } from './measure.js';
-import { modelProfile } from './profile.js';
-import { runFiles, UserError } from './run.js';
 import { registerUi } from './ui.js';
+
+// What a command runs loads when it runs: the scenario schema, the model, the designs, the kvm
+// backend and the differential tester are not every command's start-up cost.
+const kvmBackend = async () => (await import('../backends/kvm.js')).kvmBackend();
+const loadKvmModule = async () => (await import('../backends/kvm.js')).loadKvmModule();
 
 const out = (s: string) => process.stdout.write(`${s}\n`);
 
@@ -53,6 +49,11 @@ program
       files: string[],
       o: { backend: string; kernel?: string; json?: boolean; verbose?: boolean; trace?: string; progress?: string; memoryBudget: number },
     ) => {
+      const [{ runFiles }, { modelBackend }, { DESIGNS }] = await Promise.all([
+        import('./run.js'),
+        import('../scenario/index.js'),
+        import('../designs/registry.js'),
+      ]);
       const backend =
         o.backend === 'kvm' ? await kvmBackend() : modelBackend({ designs: DESIGNS, ...(o.kernel === 'host' && { host: (await kvmBackend()).hostProfile() }) });
       process.exitCode = runFiles(
@@ -77,6 +78,7 @@ program
   .addOption(profileOption())
   .option('--json', 'print as JSON')
   .action(async (o: { kernel?: string; json?: boolean }) => {
+    const { capsReport } = await import('./caps.js');
     out(await capsReport(o.kernel ?? '6.18', !!o.json));
   });
 
@@ -90,15 +92,16 @@ program
     if (o.design !== undefined) {
       if (o.design !== 'inplace') throw new UserError(`demo --design ${o.design}: only "inplace" has a demo`);
       if (o.backend === 'kvm') throw new UserError('demo --design inplace: the design is a model (in-place conversion is not in any released kernel)');
-      process.exitCode = runInplaceDemo(out);
+      process.exitCode = (await import('./demo-inplace.js')).runInplaceDemo(out);
       return;
     }
     if (o.backend === 'kvm') {
       const mod = await loadKvmModule();
       const avail = mod.kvmAvailable();
       if (!avail.ok) throw new UserError(`--backend kvm: ${avail.reason}`);
-      process.exitCode = runKvmDemo(mod.openKvm(), out);
+      process.exitCode = (await import('./demo.js')).runKvmDemo(mod.openKvm(), out);
     } else {
+      const [{ runDemo }, { modelProfile }] = await Promise.all([import('./demo.js'), import('./profile.js')]);
       const profile = await modelProfile(o.kernel);
       try {
         process.exitCode = runDemo(profile, out);
@@ -149,6 +152,7 @@ program
       },
       cmd: Command,
     ) => {
+      const { runDiff } = await import('./diff.js');
       process.exitCode = await runDiff(
         {
           runs: o.runs,

@@ -50,6 +50,9 @@ export function kernelSpec(id: string): KernelSpec {
 }
 
 /** A lab stage that could not be done, with the stage named and, where one is missing, the package. */
+/** What `guestmem run` inside the lab VM uses by default: the lab is there to ask the real kernel. */
+export const DEFAULT_GUEST_BACKEND = 'kvm' as const;
+
 export class LabError extends Error {
   override readonly name = 'LabError';
   constructor(

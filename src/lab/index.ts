@@ -11,7 +11,7 @@ import { parseScenario, type Scenario } from '../scenario/index.js';
 import { boot, type MachineOptions } from './boot.js';
 import { buildKernel, type KernelBuild } from './build.js';
 import { fold, type KernelRun, type LabRecord, type LockstepSummary } from './collect.js';
-import { alive, awaitCleanups, cacheDir, ensureDir, KERNEL_IDS, kernelSpec, LabError, ROOT, tail, writeJson } from './env.js';
+import { alive, awaitCleanups, cacheDir, DEFAULT_GUEST_BACKEND, ensureDir, KERNEL_IDS, kernelSpec, LabError, ROOT, tail, writeJson } from './env.js';
 import type { Job, JobCommand } from './guest.js';
 import { packApp, packBase, placeScenarios, writeInitrd } from './pack.js';
 import { requirePrereqs } from './prereq.js';
@@ -28,7 +28,7 @@ export type GuestBackend = 'model' | 'kvm';
  * The backend `guestmem run` uses inside the VM. 'model' proves the pipeline (Node, koffi, dist)
  * until src/kvm/ lands; flip this to 'kvm' then (or pass --backend kvm).
  */
-export const DEFAULT_GUEST_BACKEND: GuestBackend = 'kvm';
+export { DEFAULT_GUEST_BACKEND } from './env.js';
 
 export interface LabCommonOptions {
   kernels?: readonly string[];

@@ -3,25 +3,18 @@ import { parseDocument } from 'yaml';
 import { bigNumberAdvice, jsonProblem } from './json-check.js';
 import { nameProblems } from './names.js';
 import { OP_LIST } from './ops/index.js';
+import { printable } from './printable.js';
 import { ExpectSchema, type Scenario, ScenarioSchema } from './schema.js';
 import { nearest, unknownName } from './suggest.js';
 import { ScenarioError } from './values.js';
 import { widthProblems } from './widths.js';
 
+export { printable } from './printable.js';
+
 function path(p: readonly PropertyKey[]): string {
   let s = '';
   for (const k of p) s += typeof k === 'number' ? `[${k}]` : s ? `.${String(k)}` : String(k);
   return s || '(top level)';
-}
-
-/**
- * Text fit for one terminal line: control bytes (a binary file's, an escape sequence's) are shown
- * as \xNN, never sent to the terminal, and the length is bounded.
- */
-export function printable(s: string, max = 160): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what is being escaped
-  const t = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
-  return t.length > max ? `${t.slice(0, max)}...` : t;
 }
 
 /** Keys each object of the format takes, for "did you mean" on an unknown key. */
