@@ -14,7 +14,7 @@ const outAt = args.indexOf('--out');
 const out = outAt >= 0 ? args[outAt + 1] : fileURLToPath(new URL('../../BENCHMARKS.md', import.meta.url));
 if (!out) throw new Error('--out needs a file name');
 
-export const SECTIONS = ['model-kernel.js', 'scale.js', 'guest-program.js', 'ffi.js', 'measure.js', 'diff.js', 'browser.js'];
+export const SECTIONS = ['model-kernel.js', 'scale.js', 'guest-program.js', 'ffi.js', 'measure.js', 'measure-process.js', 'diff.js', 'browser.js'];
 const here = (f: string) => fileURLToPath(new URL(f, import.meta.url));
 const sections = SECTIONS.map((f) => {
   process.stderr.write(`bench: section ${f}\n`);

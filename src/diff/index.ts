@@ -1,3 +1,4 @@
+export { KNOWN_DIVERGENCES, type KnownDivergence, normalize, UNCOMPARED_ACCESSES } from '../scenario/divergences.js';
 export {
   FIRST_STEP,
   type GenerateOptions,
@@ -13,6 +14,5 @@ export {
   shrinkSequence,
 } from './batch.js';
 export { type CampaignOptions, type CampaignResult, counterexampleScenario, PathError, replay, runCampaign, type Side } from './campaign.js';
-export { KNOWN_DIVERGENCES, type KnownDivergence, normalize, UNCOMPARED_ACCESSES } from './divergences.js';
 export { MUTANTS, mutantKvm, type PlantedBug } from './mutants.js';
 export { Divergence, Pair } from './pair.js';

@@ -6,9 +6,9 @@
  */
 import { Buffer } from 'node:buffer';
 import { HostFault, type Kvm, KvmError } from '../api.js';
+import { normalize } from '../scenario/divergences.js';
 import { ScenarioError, type Session, type Step } from '../scenario/index.js';
 import type { DiffModel } from './diff-model.js';
-import { normalize } from './divergences.js';
 
 export class Divergence extends Error {
   override readonly name = 'Divergence';
