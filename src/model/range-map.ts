@@ -10,6 +10,11 @@
  * not of every run held (with thousands of scattered private pages a flat sorted array spent most
  * of a 4 KiB conversion moving the tail of its arrays).
  */
+// Scratch for the at most three boundaries one set() writes: set() never re-enters, and the model
+// is single-threaded, so one pair serves every map without a garbage array per call.
+const scratchStarts = [0, 0, 0];
+const scratchValues = [0, 0, 0];
+
 export class RangeMap {
   // Block b holds runs whose starts are bs[b] (sorted) with values bv[b]; a run covers
   // [its start, the next run's start). mins[b] === bs[b][0]; bs[0][0] is always 0, so every index
@@ -95,20 +100,22 @@ export class RangeMap {
     }
     const endValue = (this.bv[bj] as number[])[j] as number;
     let last = i > 0 ? V[i - 1] : b > 0 ? (this.bv[b - 1] as number[]).at(-1) : undefined;
-    const ns: number[] = [];
-    const nv: number[] = [];
+    // the at most three new boundaries, in scratch arrays: this runs on every conversion
+    const ns = scratchStarts;
+    const nv = scratchValues;
+    let n = 0;
     const head = S[i] as number;
     if (head < start) {
-      ns.push(head);
-      nv.push((last = V[i] as number));
+      ns[n] = head;
+      nv[n++] = last = V[i] as number;
     }
     if (value !== last) {
-      ns.push(start);
-      nv.push((last = value));
+      ns[n] = start;
+      nv[n++] = last = value;
     }
     if (endValue !== last) {
-      ns.push(end);
-      nv.push((last = endValue));
+      ns[n] = end;
+      nv[n++] = last = endValue;
     }
     // The run after j begins past end; if it now equals the run before it, it merges too.
     const SJ = this.bs[bj] as number[];
@@ -117,21 +124,47 @@ export class RangeMap {
     const mergeNextBlock = j + 1 === SJ.length && bj + 1 < this.bs.length && (this.bv[bj + 1] as number[])[0] === last;
     if (b === bj && !mergeNextBlock) {
       const removed = j - i + 1 + (mergeInBlock ? 1 : 0);
-      S.splice(i, removed, ...ns);
-      V.splice(i, removed, ...nv);
-      this.count += ns.length - removed;
+      RangeMap.replace(S, V, i, removed, n);
+      this.count += n - removed;
       this.settle(b, b + 1, S, V);
       return;
     }
     // Runs spanning blocks: rebuild blocks b..lastBlock from what is left of them.
     const lastBlock = mergeNextBlock ? bj + 1 : bj;
     const tailFrom = mergeNextBlock ? 1 : j + 1 + (mergeInBlock ? 1 : 0);
-    const outS = S.slice(0, i).concat(ns, (this.bs[lastBlock] as number[]).slice(tailFrom));
-    const outV = V.slice(0, i).concat(nv, (this.bv[lastBlock] as number[]).slice(tailFrom));
+    const outS = S.slice(0, i).concat(ns.slice(0, n), (this.bs[lastBlock] as number[]).slice(tailFrom));
+    const outV = V.slice(0, i).concat(nv.slice(0, n), (this.bv[lastBlock] as number[]).slice(tailFrom));
     let before = 0;
     for (let k = b; k <= lastBlock; k++) before += (this.bs[k] as number[]).length;
     this.count += outS.length - before;
     this.settle(b, lastBlock + 1, outS, outV);
+  }
+
+  /**
+   * s/v[at, at+removed) := the first n scratch entries: in place when the count is unchanged, else
+   * one splice per array with the entries as arguments (no array made per call).
+   */
+  private static replace(s: number[], v: number[], at: number, removed: number, n: number): void {
+    const ns = scratchStarts;
+    const nv = scratchValues;
+    if (removed === n) {
+      for (let k = 0; k < n; k++) {
+        s[at + k] = ns[k] as number;
+        v[at + k] = nv[k] as number;
+      }
+    } else if (n === 0) {
+      s.splice(at, removed);
+      v.splice(at, removed);
+    } else if (n === 1) {
+      s.splice(at, removed, ns[0] as number);
+      v.splice(at, removed, nv[0] as number);
+    } else if (n === 2) {
+      s.splice(at, removed, ns[0] as number, ns[1] as number);
+      v.splice(at, removed, nv[0] as number, nv[1] as number);
+    } else {
+      s.splice(at, removed, ns[0] as number, ns[1] as number, ns[2] as number);
+      v.splice(at, removed, nv[0] as number, nv[1] as number, nv[2] as number);
+    }
   }
 
   /** Blocks [from, to) := the runs s/v, split into blocks of at most blockMax (none if empty). */
