@@ -21,6 +21,9 @@ export function median(xs: readonly number[]): number {
 
 /** Median and min over `rounds` rounds of `n` calls of f, in ns per call. */
 export function nsPerOp(n: number, f: (i: number) => void, rounds = ROUNDS): { med: number; min: number } {
+  // the rows before this one leave their garbage (hundreds of MiB of pages): collect it first, so
+  // that a row pays for its own collections only (sections run with --expose-gc)
+  (globalThis as { gc?: () => void }).gc?.();
   for (let i = 0; i < Math.min(n, 1000); i++) f(i); // warm-up: JIT, first-touch of structures
   const ts: number[] = [];
   for (let r = 0; r < rounds; r++) {
