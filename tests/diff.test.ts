@@ -4,9 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { counterexampleScenario, MUTANTS, mutantKvm, PathError, type PlantedBug, replay, runCampaign, type Side } from '../src/diff/index.js';
+import { emptyDiffModel } from '../src/diff/commands.js';
+import { counterexampleScenario, MUTANTS, mutantKvm, Pair, PathError, type PlantedBug, replay, runCampaign, type Side } from '../src/diff/index.js';
 import { createModelKvm, getProfile } from '../src/model/index.js';
-import { parseScenario } from '../src/scenario/index.js';
+import { parseScenario, Session } from '../src/scenario/index.js';
 
 const profile = getProfile('6.18');
 const correct: Side = { name: 'model', open: () => createModelKvm({ kernel: profile }) };
@@ -69,4 +70,30 @@ test('a reference without guest_memfd: memory is built on memfds, and the campai
   // a model that still had guest_memfd is told apart: KVM_CREATE_GUEST_MEMFD is ENOTTY on the reference
   const d = runCampaign({ reference: side, candidate: correct, runs: 100, seed: 3, steps: 30, guestMemfd: false });
   assert.match(d.divergence?.message ?? '', /create_guest_memfd outcome: reference ENOTTY, model/);
+});
+
+test("a slot set again at the slot's own userspace_addr on one side only is run on both and not compared (UNCOMPARED_SLOT_ADDRESS)", () => {
+  const reference = new Session(createModelKvm({ kernel: '6.18' }));
+  const candidate = new Session(createModelKvm({ kernel: '6.18' }));
+  // the reference's address space already holds another mapping, so its next mapping lands
+  // elsewhere: the layout difference a Node process and the model's process always have
+  reference.step({ op: 'mmap_anonymous', length: 0x4000, as: 'elsewhere' });
+  const pair = new Pair(reference, candidate);
+  const m = emptyDiffModel();
+  pair.apply({ op: 'mmap_anonymous', length: 0x4000, as: 'm' }, m);
+  pair.apply({ op: 'set_user_memory_region2', slot: 1, flags: 0, guest_phys_addr: 0, memory_size: 0x4000, userspace_addr: 'm' }, m);
+  const own = candidate.mappings().find(([n]) => n === 'm')?.[1].addr;
+  assert.ok(own !== undefined);
+  // the candidate's own address: a no-op there (kvm_set_memory_region: nothing to change), EINVAL on
+  // the reference (a changed userspace_addr of an existing slot)
+  const again = { op: 'set_user_memory_region2' as const, slot: 1, flags: 0, guest_phys_addr: 0, memory_size: 0x4000, userspace_addr: `0x${own.toString(16)}` };
+  assert.equal(candidate.step(again).got, 'ok');
+  assert.equal(reference.step(again).got, 'EINVAL');
+  assert.doesNotThrow(() => pair.apply(again, m));
+  assert.equal(pair.uncompared, 1);
+  // the same step through the mapping's name is the slot's own address on both sides: compared, ok
+  pair.apply({ ...again, userspace_addr: 'm' }, m);
+  assert.equal(pair.uncompared, 1);
+  reference.close();
+  candidate.close();
 });

@@ -19,7 +19,7 @@ import {
   runCampaign,
   type SequenceMeta,
   type Side,
-  UNCOMPARED_ACCESSES,
+  UNCOMPARED_IDS,
 } from '../diff/index.js';
 import { createModelKvm, getProfile, type KernelProfile, PROFILE_NAMES } from '../model/index.js';
 import { type Backend, modelBackend, parseScenario, Session, type Step, unmetRequirement } from '../scenario/index.js';
@@ -85,7 +85,7 @@ function progress(total: number, label: string): { tick(done: number, steps: num
 
 function summary(r: CampaignResult, divergences: number): string {
   const rate = r.ms ? Math.round((r.steps * 1000) / r.ms) : 0;
-  const left = r.uncompared ? `, ${r.uncompared} guest runs not compared (${UNCOMPARED_ACCESSES.id})` : '';
+  const left = r.uncompared ? `, ${r.uncompared} steps not compared (${UNCOMPARED_IDS})` : '';
   return `${r.sequences} sequences, ${r.steps} steps, ${divergences} divergences, ${rate} steps/s${left} (seed ${r.seed})`;
 }
 

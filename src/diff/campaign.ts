@@ -35,7 +35,7 @@ export interface CampaignOptions {
 export interface CampaignResult {
   sequences: number;
   steps: number;
-  /** guest runs not compared (UNCOMPARED_ACCESSES), on both sides left out */
+  /** steps not compared (UNCOMPARED_ACCESSES, UNCOMPARED_SLOT_ADDRESS), run on both sides and left out */
   uncompared: number;
   ms: number;
   seed: number;

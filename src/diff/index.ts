@@ -1,4 +1,4 @@
-export { KNOWN_DIVERGENCES, type KnownDivergence, normalize, UNCOMPARED_ACCESSES } from '../scenario/divergences.js';
+export { KNOWN_DIVERGENCES, type KnownDivergence, normalize, UNCOMPARED_ACCESSES, UNCOMPARED_IDS, UNCOMPARED_SLOT_ADDRESS } from '../scenario/divergences.js';
 export {
   FIRST_STEP,
   type GenerateOptions,

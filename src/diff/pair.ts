@@ -32,6 +32,8 @@ function digest(b: Uint8Array): string {
 interface SlotView {
   gpa: bigint;
   size: bigint;
+  /** userspace_addr as each side resolved it */
+  uaddr: [bigint, bigint];
   /** the mapping named as userspace_addr, and how much of the slot it covers */
   map: string | undefined;
   covered: bigint;
@@ -42,7 +44,10 @@ const OBSERVE_ONLY: ReadonlySet<string> = new Set(['host_read', 'fstat', 'check_
 
 export class Pair {
   steps = 0;
-  /** guest runs left out because they touched host memory that is not the slot's (UNCOMPARED_ACCESSES) */
+  /**
+   * steps left out: guest runs that touched host memory that is not the slot's (UNCOMPARED_ACCESSES),
+   * and slot re-sets whose userspace_addr matches the slot's own on one side only (UNCOMPARED_SLOT_ADDRESS)
+   */
   uncompared = 0;
   private readonly slots = new Map<string, SlotView>();
   private readonly unmapped = new Set<string>();
@@ -84,14 +89,42 @@ export class Pair {
       const offset = typeof ua === 'object' ? BigInt(ua.offset) : 0n;
       const len = name ? (maps.get(name)?.length ?? 0n) : 0n;
       const span = ((len + 4095n) / 4096n) * 4096n - offset;
-      this.slots.set(key, { gpa: BigInt(step.guest_phys_addr), size, map: name, covered: name ? (span > 0n ? span : 0n) : size });
+      const uaddr: [bigint, bigint] = [this.reference.ctx.uaddr(ua), this.candidate.ctx.uaddr(ua)];
+      this.slots.set(key, { gpa: BigInt(step.guest_phys_addr), size, uaddr, map: name, covered: name ? (span > 0n ? span : 0n) : size });
     }
     if (step.op === 'munmap') this.unmapped.add(step.map);
+  }
+
+  /** A re-set of an existing slot whose userspace_addr is the slot's own on one side only (UNCOMPARED_SLOT_ADDRESS). */
+  private addressLayoutOnly(step: Step): boolean {
+    if ((step.op !== 'set_user_memory_region2' && step.op !== 'set_user_memory_region') || BigInt(step.memory_size) === 0n) return false;
+    const old = this.slots.get(`${step.vm ?? 'vm'}:${step.slot}`);
+    if (!old) return false;
+    try {
+      const same = (side: Session, i: 0 | 1) => side.ctx.uaddr(step.userspace_addr) === old.uaddr[i];
+      return same(this.reference, 0) !== same(this.candidate, 1);
+    } catch (e) {
+      if (e instanceof ScenarioError) return false;
+      throw e;
+    }
   }
 
   apply(step: Step, m: DiffModel): void {
     this.steps++;
     m.counter++;
+    if (this.addressLayoutOnly(step)) {
+      // both sides still run it, so that each keeps the state its own answer leaves; where the
+      // answers agree anyway, the step is compared like any other
+      const a = normalize(Pair.safely(this.reference, step));
+      const b = normalize(Pair.safely(this.candidate, step));
+      if (a !== b) {
+        this.uncompared++;
+        return;
+      }
+      this.track(step, a);
+      this.compareState(step);
+      return;
+    }
     if (
       step.op === 'run' &&
       step.program?.some((o) => typeof o === 'object' && ('read' in o || 'write' in o) && this.foreignHva(BigInt('read' in o ? o.read : o.write)))

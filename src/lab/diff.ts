@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { VmType } from '../api.js';
-import { generateBatch, type SequenceBatch, type SequenceResult, UNCOMPARED_ACCESSES } from '../diff/index.js';
+import { generateBatch, type SequenceBatch, type SequenceResult, UNCOMPARED_IDS } from '../diff/index.js';
 import { createModelKvm, getProfile } from '../model/index.js';
 import type { Step } from '../scenario/index.js';
 import { parseFragment } from './build.js';
@@ -136,7 +136,7 @@ export function labCounterexample(r: LabDiffResult, d: LabDiffResult['divergence
 export function formatLabDiff(r: LabDiffResult): string {
   const lines: string[] = [];
   const rate = r.vmSeconds ? Math.round(r.steps / r.vmSeconds) : 0;
-  const left = r.uncompared ? `, ${r.uncompared} guest runs not compared (${UNCOMPARED_ACCESSES.id})` : '';
+  const left = r.uncompared ? `, ${r.uncompared} steps not compared (${UNCOMPARED_IDS})` : '';
   lines.push(
     `${r.complete && !r.divergences.length ? 'PASS' : 'FAIL'}  lab ${r.kernel} (${r.run.sourceVersion}${r.run.release ? `, uname ${r.run.release}` : ''}), ${r.vmType} VMs: ` +
       `${r.sequences}/${r.planned} sequences, ${r.steps} steps, ${r.divergences.length} divergences, ${rate} steps/s in the VM${left} (seed ${r.seed})`,

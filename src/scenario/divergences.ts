@@ -33,3 +33,19 @@ export function normalize(got: string): string {
   for (const d of KNOWN_DIVERGENCES) g = d.mask(g);
   return g;
 }
+
+/**
+ * Setting an existing slot again: the kernel takes it as a no-op only when userspace_addr is the
+ * slot's own (kvm_set_memory_region: a changed userspace_addr of an existing slot is EINVAL).
+ * Whether a mapping made since landed at the old one's address is the process's address-space
+ * layout (the Node process running the kvm backend maps and unmaps far more than the model's), so
+ * where that equality differs between the two sides the step runs on both and is not compared.
+ */
+export const UNCOMPARED_SLOT_ADDRESS = {
+  id: 'userspace-addr-layout',
+  reason:
+    "KVM_SET_USER_MEMORY_REGION(2) on an existing slot where its userspace_addr equals the slot's own on one side and not on the other: a new mapping reusing a freed address is the process's layout, not a kernel rule",
+} as const;
+
+/** What a report says was left out, by id. */
+export const UNCOMPARED_IDS = `${UNCOMPARED_ACCESSES.id}, ${UNCOMPARED_SLOT_ADDRESS.id}`;
