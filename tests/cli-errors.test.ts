@@ -42,6 +42,13 @@ test('run --trace into a missing directory is refused before anything runs (bug 
   oneLine(cli('run', '--trace', tmp, EXAMPLE), /--trace .*: is a directory/);
 });
 
+test('run --progress into a missing directory or onto a directory is refused before anything runs, as --trace is', () => {
+  const r = cli('run', '--progress', join(tmp, 'no/such/dir/p.jsonl'), EXAMPLE);
+  oneLine(r, /^guestmem: --progress .*p\.jsonl: the directory .*no\/such\/dir does not exist$/);
+  assert.equal(r.out, '', 'no scenario ran');
+  oneLine(cli('run', '--progress', tmp, EXAMPLE), /--progress .*: is a directory/);
+});
+
 test('flag errors are one line naming the command; --version prints the version (bug 8)', () => {
   oneLine(cli('run', '--frob', EXAMPLE), /^guestmem run: unknown option '--frob'$/);
   oneLine(cli('run', '--jsn', EXAMPLE), /^guestmem run: unknown option '--jsn' \(Did you mean --json\?\)$/);

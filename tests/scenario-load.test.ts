@@ -24,6 +24,18 @@ function loadError(text: string, file = 'f.json'): string {
   assert.fail('loaded without error');
 }
 
+test('an expect key the op cannot produce is a load error naming the ops that do', () => {
+  assert.match(loadError(sc([{ op: 'fstat', fd: 0, expect: { reads: [1] } }])), /steps\[0\]\.expect\.reads: fstat has no "reads" result \(only run has one\)/);
+  assert.match(
+    loadError(sc([{ op: 'run', vcpu: 0, program: ['hlt'], expect: { fstat: { size: 0 } } }])),
+    /steps\[0\]\.expect\.fstat: run has no "fstat" result \(only fstat has one\)/,
+  );
+  assert.match(
+    loadError(sc([{ op: 'fallocate', fd: 0, mode: 0, offset: 0, length: 1, expect: { fault: 'SIGBUS' } }])),
+    /expect\.fault: fallocate is not a host access/,
+  );
+});
+
 test('edit distance and the nearest name', () => {
   assert.equal(editDistance('EINVALL', 'EINVAL'), 1);
   assert.equal(editDistance('', 'abc'), 3);

@@ -22,12 +22,7 @@ import {
   PROT_WRITE,
 } from '../uapi/constants.js';
 import { ConversionHandler, InPlaceConversionHandler, runLoop } from '../vmm/index.js';
-
-const GPA = 0x100000n;
-const PAGES = 8;
-const SIZE = BigInt(PAGES) * 4096n;
-const page = (i: number) => GPA + BigInt(i) * 4096n;
-const hex = (v: bigint) => `0x${v.toString(16)}`;
+import { GPA, hex, PAGES, page, SIZE } from './demo.js';
 
 interface Footprint {
   /** distinct pages the host has allocated for guest RAM */

@@ -20,11 +20,12 @@ import {
 } from '../uapi/constants.js';
 import { ConversionHandler, runLoop } from '../vmm/index.js';
 
-const GPA = 0x100000n;
-const PAGES = 8;
-const SIZE = BigInt(PAGES) * 4096n;
-const hex = (v: bigint) => `0x${v.toString(16)}`;
-const page = (i: number) => GPA + BigInt(i) * 4096n;
+/** The default demo's guest: 8 pages at GPA 0x100000 (demo-inplace.ts runs the same guest). */
+export const GPA = 0x100000n;
+export const PAGES = 8;
+export const SIZE = BigInt(PAGES) * 4096n;
+export const hex = (v: bigint) => `0x${v.toString(16)}`;
+export const page = (i: number) => GPA + BigInt(i) * 4096n;
 
 export function runDemo(kernel: string | KernelProfile, out: (line: string) => void): number {
   const kvm = createModelKvm({ kernel });

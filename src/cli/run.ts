@@ -72,6 +72,7 @@ export function runFiles(
   err: (s: string) => void = (s) => process.stderr.write(`${s}\n`),
 ): number {
   if (opts.trace) checkWritable(opts.trace, '--trace');
+  if (opts.progress) checkWritable(opts.progress, '--progress');
   const { files, bad } = scenarioPaths(args);
   const loaded: [string, Scenario][] = [];
   for (const file of files) {

@@ -37,7 +37,7 @@ export function createDesignKvm(design: DesignName, kernel?: string): ModelKvm {
     case 'guest_memfd':
       return new GuestMemfdKvm(kernel ?? DEFAULT_PROFILE);
     case 'inplace':
-      return new InplaceKvm();
+      return new InplaceKvm(undefined, kernel ?? 'next');
   }
 }
 
@@ -64,7 +64,7 @@ export const DESIGNS: Readonly<Record<DesignName, DesignFactory>> = {
     if (kernel !== undefined && kernel !== 'next' && kernel !== 'next+snp' && kernel !== 'next+tdx') {
       return { skip: `design inplace is linux-next (next-20260923) with the pending series; kernel "${kernel}" does not apply` };
     }
-    const kvm = createDesignKvm('inplace');
+    const kvm = createDesignKvm('inplace', kernel);
     return { kvm, profile: kvm.profile };
   },
 };

@@ -118,7 +118,14 @@ export class Pair {
       const a = normalize(Pair.safely(this.reference, step));
       const b = normalize(Pair.safely(this.candidate, step));
       if (a !== b) {
+        // One side moved or kept the slot, the other refused: their memslots now differ, which no
+        // later step may be judged on. Delete the slot on both (a delete of an existing slot always
+        // succeeds), so both go on from the same state.
         this.uncompared++;
+        const del = { ...step, memory_size: 0, guest_phys_addr: 0, flags: 0 } as Step;
+        Pair.safely(this.reference, del);
+        Pair.safely(this.candidate, del);
+        this.slots.delete(`${step.vm ?? 'vm'}:${'slot' in step ? step.slot : ''}`);
         return;
       }
       this.track(step, a);

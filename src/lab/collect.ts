@@ -150,7 +150,20 @@ export function fold(records: readonly LabRecord[], base: Pick<KernelRun, 'kerne
     if (!completed && c.stderr) run.problems.push(`its stderr: ${headline(c.stderr)}`);
     for (const d of c.deaths ?? []) run.problems.push(`${what}: ${d}`);
   }
+  for (const c of run.commands) {
+    // the kvm tests (node --test, TAP): a run that passed nothing, or failed without a failed test
+    // (node could not find the files, or died before its reporter), checked nothing: say so
+    const s = c.summary;
+    if (!s || c.timedOut || !c.argv[0]?.startsWith('--')) continue;
+    const what = commandName(c);
+    if (s.passed === 0) run.problems.push(`${what} passed no test (${s.failed} failed, ${s.skipped} skipped)`);
+    else if (c.status !== 0 && s.failed === 0) run.problems.push(`${what} exited with ${c.status ?? c.signal} but reported no failed test`);
+  }
   for (const t of run.tests.filter((x) => x.status === 'failed')) run.problems.push(`kvm test failed: ${t.name}: ${t.reason ?? ''}`.slice(0, 400));
+  // the lab kernels are built with guest_memfd (lab/kernel.config): a test skipped for its absence
+  // means the kernel under test is not the one the lab is for, and guest_memfd went unchecked
+  const noGmem = run.tests.filter((x) => x.status === 'skipped' && /KVM_CAP_GUEST_MEMFD is 0/.test(x.reason ?? ''));
+  if (noGmem.length) run.problems.push(`${noGmem.length} kvm test(s) skipped because KVM_CAP_GUEST_MEMFD is 0, in a lab kernel built with guest_memfd`);
   if (run.kernelWarnings.length) run.problems.push(`the kernel logged ${run.kernelWarnings.length} warning(s): ${run.kernelWarnings[0]}`);
   if (exitRc === undefined && sawDone) run.problems.push('/init did not report the driver exit');
   run.ok = run.problems.length === 0;

@@ -56,7 +56,7 @@ export class MemAttributes {
     const mmu = this.vm.mmu;
     // one pass over the slots, no intermediate arrays: this runs on every conversion
     let begun = false;
-    for (const slot of this.vm.memslots.all()) {
+    for (const slot of this.vm.memslots.values()) {
       const s = Math.max(start, slot.baseGfn);
       const e = Math.min(end, slot.baseGfn + slot.npages);
       if (s >= e) continue;

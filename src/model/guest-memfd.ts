@@ -250,7 +250,7 @@ export class GmemFile extends ModelFile implements GmemBinding {
   /** The binding itself (kvm_gmem_commit_memory_region where split): a range bound already fails. */
   commitBind(slot: Memslot, { start, end }: { start: number; end: number }, overlapErrno: ErrnoName): void {
     const op = 'KVM_SET_USER_MEMORY_REGION2';
-    if (this.bindingsFind(start, end)) fail(op, overlapErrno, 'kvm_gmem_bind: file range already bound to another memslot');
+    if (this.bindingsFind(start, end)) fail(op, overlapErrno, 'kvm_gmem_commit_memory_region: file range already bound to another memslot');
     this.bindings.push({ start, end, slot });
     this.bindings.sort((a, b) => a.start - b.start);
     slot.gmem = { file: this, pgoff: start };

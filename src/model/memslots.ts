@@ -115,6 +115,11 @@ export class Memslots {
     return [...this.slots.values()];
   }
 
+  /** The slots without a copy: for paths that only read them (every conversion walks them). */
+  values(): IterableIterator<Memslot> {
+    return this.slots.values();
+  }
+
   /**
    * KVM_SET_USER_MEMORY_REGION (v1 = true) or KVM_SET_USER_MEMORY_REGION2. `op` names the ioctl in
    * errors where another design reaches this path through its own ioctl (src/designs/v7: the v1

@@ -1,7 +1,6 @@
 /** A guest_memfd fd as api.ts's GuestMemfd: each call is the syscall on that fd number. */
 import type { GuestMemfd, HostMapping } from '../api.js';
 import { MAP_SHARED } from '../uapi/constants.js';
-import { fail } from './fail.js';
 import { GmemFile } from './guest-memfd.js';
 import type { ModelProcess } from './process.js';
 
@@ -31,7 +30,8 @@ export class ModelGuestMemfd implements GuestMemfd {
   /** The file behind the fd, for tests and invariants (not part of the interface). */
   get file(): GmemFile {
     const f = this.proc.fdt.get(this.fd, 'fget');
-    if (!(f instanceof GmemFile)) fail('fget', 'EINVAL', `fd ${this.fd} is not a guest_memfd`);
+    // an accessor, not a syscall: a misuse is a bug in the caller, never an errno
+    if (!(f instanceof GmemFile)) throw new Error(`fd ${this.fd} is not a guest_memfd`);
     return f;
   }
 }

@@ -47,7 +47,9 @@ export class ModelVcpu implements Vcpu {
 
   private file(op: string): VcpuFile {
     const f = this.proc.fdt.get(this.fd, op);
-    if (!(f instanceof VcpuFile)) fail(op, 'ENOTTY', `fd ${this.fd} is not a vCPU`);
+    // a vCPU ioctl elsewhere: /dev/kvm's kvm_arch_dev_ioctl default is EINVAL (x86), a VM's
+    // kvm_arch_vm_ioctl default and a file without ioctls are ENOTTY
+    if (!(f instanceof VcpuFile)) fail(op, f.kind === 'kvm' ? 'EINVAL' : 'ENOTTY', `fd ${this.fd} is not a vCPU`);
     return f;
   }
 
@@ -223,6 +225,7 @@ export class ModelVcpu implements Vcpu {
     const profile = v.vm.profile;
     // Before 6.11 the ioctl is unknown: kvm_arch_vcpu_ioctl's default is EINVAL
     if (profile.preFault === 'absent') fail(op, 'EINVAL', 'unknown vCPU ioctl on this kernel');
+    // kvm_vcpu_pre_fault_memory: flags must be 0; gpa and size page aligned, size not 0, no wrap
     if (r.flags !== 0n) fail(op, 'EINVAL', 'flags must be 0');
     if (r.gpa % PAGE_SIZE_N !== 0n || r.size % PAGE_SIZE_N !== 0n || BigInt.asUintN(64, r.gpa + r.size) <= r.gpa) {
       fail(op, 'EINVAL', 'gpa/size unaligned, size 0, or gpa+size wraps');
@@ -239,7 +242,8 @@ export class ModelVcpu implements Vcpu {
         break;
       }
       if (profile.preFault === 'unsupported') {
-        err = new KvmError(op, 'EOPNOTSUPP', 'pre-faulting needs TDP', { gpa, size });
+        // kvm_arch_vcpu_pre_fault_memory: !tdp_mmu_enabled (shadow paging, e.g. PVM) -> EOPNOTSUPP
+        err = new KvmError(op, 'EOPNOTSUPP', 'kvm_arch_vcpu_pre_fault_memory: pre-faulting needs the TDP MMU', { gpa, size });
         break;
       }
       // "reload is efficient when called repeatedly, so we can do it on every iteration"

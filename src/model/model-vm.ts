@@ -130,7 +130,8 @@ export class ModelVm implements Vm {
   }
 
   mmapAnonymous(length: bigint): HostMapping {
-    if (length <= 0n) fail('mmap', 'EINVAL', 'zero length');
+    // do_mmap: !len -> EINVAL
+    if (length <= 0n) fail('mmap', 'EINVAL', 'do_mmap: zero length');
     return this.proc.mm.map(length, PROT_READ | PROT_WRITE, null, 0, false);
   }
 

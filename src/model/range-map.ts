@@ -33,18 +33,10 @@ export class RangeMap {
 
   /** The block holding the run that contains k. */
   private block(k: number): number {
-    const mins = this.mins;
-    let lo = 0;
-    let hi = mins.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      if ((mins[mid] as number) <= k) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    return RangeMap.runIn(this.mins, k);
   }
 
-  /** Index, within a block's starts, of the run containing k (k is at or past the block's first). */
+  /** The last index of sorted `starts` whose value is <= k (k is at or past starts[0]): the run, or block, containing k. */
   private static runIn(starts: readonly number[], k: number): number {
     let lo = 0;
     let hi = starts.length - 1;

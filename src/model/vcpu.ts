@@ -3,17 +3,12 @@
  * the vCPU's MMU root. The ioctls on the fd (KVM_RUN, KVM_PRE_FAULT_MEMORY) are model-vcpu.ts.
  */
 import type { GuestProgram } from '../api.js';
-import { type FMode, ModelFile, type StatFields } from './file.js';
 import type { KvmVm } from './vm.js';
+import { VmRefFile } from './vm-file.js';
 
 /** The vCPU's anon-inode file ("kvm-vcpu"): holds its VM, and the architectural state. */
-export class VcpuFile extends ModelFile {
+export class VcpuFile extends VmRefFile {
   readonly kind = 'kvm-vcpu';
-  // kvm_vcpu_fops has .llseek = noop_llseek
-  readonly fmode: FMode = { read: true, write: true, pread: false, lseek: true };
-  override get noexec(): boolean {
-    return this.vm.profile.anonInodeNoexec;
-  }
   program: GuestProgram | undefined;
   pc = 0;
   /** an exit that the next KVM_RUN completes (complete_userspace_io) */
@@ -29,25 +24,13 @@ export class VcpuFile extends ModelFile {
 
   constructor(
     ino: bigint,
-    readonly vm: KvmVm,
+    vm: KvmVm,
     readonly id: number,
   ) {
-    super(ino);
-    vm.get();
+    super(ino, vm);
   }
-  statFields(): StatFields {
-    return { mode: 0o600, size: 0n, blocks: 0n };
-  }
-  override llseek(): bigint {
-    return this.pos;
-  }
-  /**
-   * kvm_vcpu_release only drops the VM reference: the vCPU stays in kvm->vcpu_array (and its id
-   * taken, kvm_get_vcpu_by_id) until kvm_destroy_vm -> kvm_destroy_vcpus.
-   */
-  protected override release(): void {
-    this.vm.put();
-  }
+  // release (VmRefFile) only drops the VM reference, as kvm_vcpu_release does: the vCPU stays in
+  // kvm->vcpu_array (and its id taken, kvm_get_vcpu_by_id) until kvm_destroy_vm -> kvm_destroy_vcpus.
 }
 
 /** is_obsolete_root: the vCPU holds a root from before the last kvm_mmu_zap_all_fast. */

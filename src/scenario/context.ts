@@ -29,8 +29,18 @@ export class Context {
   }
 
   name(as: string, o: Obj): void {
-    if (this.objs.has(as)) throw new ScenarioError(`as: the name '${as}' is already taken`);
+    this.free(as);
     this.objs.set(as, o);
+  }
+
+  /** Check a name is free before the call that makes its object, so a bad step leaves nothing behind. */
+  free(as: string | undefined): void {
+    if (as !== undefined && this.objs.has(as)) throw new ScenarioError(`as: the name '${as}' is already taken`);
+  }
+
+  /** The vCPU `id` of `vm` if a step made it already (a bad step must not create one). */
+  existingVcpu(vm: Vm, id: number): Vcpu | undefined {
+    return this.vcpus.get(vm)?.get(id);
   }
 
   vm(name: string | undefined): Vm {

@@ -38,7 +38,7 @@ export function judge(s: { op: string; expect?: Expect | undefined }, t: Tagged)
   for (const key of Object.keys(e) as (keyof Expect)[]) {
     if ((COMMON_EXPECTS as readonly string[]).includes(key)) continue;
     const check = d.checks?.[key as OpExpectKey] as ((want: unknown, o: Outcome) => string | undefined) | undefined;
-    if (!check) return `${key}: ${t.op} has no such result`;
+    if (!check) return `${key}: ${t.op} has no "${key}" result`;
     const why = check(e[key], o);
     if (why) return why;
   }
@@ -75,7 +75,10 @@ export function expectProblems(s: { op: string; expect?: Expect | undefined }): 
       if (!d.data) problems.push(`expect.${key}: ${s.op} reads no data`);
       continue;
     }
-    if (!d.checks?.[key]) problems.push(`expect.${key}: ${s.op} has no such result (${ownersOf(key).join(', ')} do)`);
+    if (!d.checks?.[key]) {
+      const owners = ownersOf(key);
+      problems.push(`expect.${key}: ${s.op} has no "${key}" result (only ${owners.join(', ')} ${owners.length === 1 ? 'has' : 'have'} one)`);
+    }
   }
   return problems;
 }

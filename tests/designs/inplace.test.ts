@@ -86,6 +86,7 @@ test('a failed conversion reports error_offset as an absolute file offset; valid
   }
   try {
     kvm.setMemoryAttributes2(g.fd, { offset: 1n, size: 0x1000n, attributes: 8n, flags: 0n });
+    assert.fail('expected EINVAL');
   } catch (e) {
     assert.ok(e instanceof KvmError);
     assert.equal(e.errno, 'EINVAL');
@@ -93,6 +94,24 @@ test('a failed conversion reports error_offset as an absolute file offset; valid
   }
   pin.unmap();
   kvm.setMemoryAttributes2(g.fd, { offset: 0x1000n, size: 0x3000n, attributes: 8n, flags: 0n });
+});
+
+test('KVM_SET_MEMORY_ATTRIBUTES2 on the wrong fd: /dev/kvm and a vCPU answer EINVAL (kvm_arch_dev_ioctl, kvm_arch_vcpu_ioctl defaults), a VM and a memfd ENOTTY', () => {
+  const kvm = new InplaceKvm();
+  const vm = kvm.createVm('sw_protected');
+  const vcpu = vm.createVcpu(0);
+  const memfd = kvm.files.memfdCreate('m');
+  const attrs = { offset: 0n, size: 0x1000n, attributes: 8n, flags: 0n };
+  const errnoAt = (fd: number) => {
+    try {
+      kvm.setMemoryAttributes2(fd, attrs);
+      return 'ok';
+    } catch (e) {
+      assert.ok(e instanceof KvmError);
+      return e.errno;
+    }
+  };
+  assert.deepEqual([kvm.fd, vcpu.fd, vm.fd, memfd].map(errnoAt), ['EINVAL', 'EINVAL', 'ENOTTY', 'ENOTTY']);
 });
 
 test('scenarios/in-place-conversion pass on the model with invariants', () => {

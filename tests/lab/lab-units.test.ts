@@ -244,6 +244,29 @@ test('collect: records fold into a verdict with the reasons', () => {
   assert.match(formatKernelRun(bad), /FAILED {2}b {2}\(b\.json, model 6\.18\): step 2/);
   assert.match(fold([], base).problems[0] ?? '', /never started/);
 
+  // the kvm tests' TAP run: one that passed nothing, or exited non-zero without a failed test, or
+  // skipped guest_memfd cases for its absence, left guest_memfd unchecked in a kernel built with it
+  const tapRun = (status: number, summary: { passed: number; failed: number; skipped: number }): LabRecord => ({
+    t: 'command',
+    label: 'kvm-tests',
+    argv: ['--test', '--test-reporter=tap', 'dist/tests/kvm/', 'dist/tests/conformance/'],
+    status,
+    signal: null,
+    seconds: 1,
+    summary,
+  });
+  const withTap = (extra: LabRecord[]) => fold([...good.slice(0, -3), ...extra, ...good.slice(-3)], base).problems.join('\n');
+  assert.equal(withTap([tapRun(0, { passed: 5, failed: 0, skipped: 1 })]), '');
+  assert.match(withTap([tapRun(1, { passed: 0, failed: 0, skipped: 0 })]), /passed no test/);
+  assert.match(withTap([tapRun(1, { passed: 3, failed: 0, skipped: 0 })]), /exited with 1 but reported no failed test/);
+  assert.match(
+    withTap([
+      tapRun(0, { passed: 3, failed: 0, skipped: 1 }),
+      { t: 'test', command: 'kvm-tests', name: 'C1 [kvm]', status: 'skipped', reason: 'kernel 6.12.118 lacks it: KVM_CAP_GUEST_MEMFD is 0' },
+    ]),
+    /1 kvm test\(s\) skipped because KVM_CAP_GUEST_MEMFD is 0/,
+  );
+
   // A command the driver had to kill reports that, with the error in its stderr; skips are grouped.
   const hung = fold(
     [

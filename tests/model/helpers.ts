@@ -2,42 +2,18 @@
  * Shared helpers for the per-rule model tests (tests/model/<area>.test.ts). Every KVM here is a
  * checkedKvm: each call is followed by the invariant checker. Model internals are reached the way
  * the tests are allowed to: kvm.vms[i] (struct kvm), the GmemFile behind a GuestMemfd, the VcpuFile
- * behind a vCPU fd.
+ * behind a vCPU fd. uAPI numbers and errno assertions are the ones every backend's tests share.
  */
-import assert from 'node:assert/strict';
 import type { GuestMemfd, GuestProgram, UserspaceMemoryRegion2, Vcpu, VcpuExit, Vm, VmType } from '../../src/api.js';
 import { getProfile, hostProfile, type KernelProfile, type ModelKvm } from '../../src/model/index.js';
 import type { VcpuFile } from '../../src/model/vcpu.js';
 import type { KvmVm } from '../../src/model/vm.js';
 import { checkedKvm, errnoOf, gmemFile, inodeOf } from '../support/model.js';
+import { MEM_GUEST_MEMFD } from '../support/uapi.js';
 
-export const PS = 4096n;
-export const KiB = 1024n;
-export const MiB = 1n << 20n;
-export const GiB = 1n << 30n;
-export const TiB = 1n << 40n;
-export const U64_MAX = (1n << 64n) - 1n;
-
-export const GMEM_MMAP = 1n;
-export const GMEM_INIT_SHARED = 2n;
-export const MEM_LOG_DIRTY = 1;
-export const MEM_READONLY = 2;
-export const MEM_GUEST_MEMFD = 4;
-export const PRIVATE = 8n;
-export const KEEP = 0x01;
-export const PUNCH = 0x02;
-export const KEEP_PUNCH = KEEP | PUNCH;
-
+// the uAPI numbers and errno assertions every backend's tests share ('fill' below is this file's own)
+export * from '../support/uapi.js';
 export { checkedKvm, errnoOf, gmemFile, inodeOf };
-
-/** assert that fn fails with exactly `errno` (or, for host accesses, the signal). */
-export function expectErrno(fn: () => unknown, errno: string, msg?: string): void {
-  assert.equal(errnoOf(fn), errno, msg);
-}
-
-export function expectOk(fn: () => unknown, msg?: string): void {
-  assert.equal(errnoOf(fn), 'ok', msg);
-}
 
 /** The live 6.18.44 machine's KVM_CHECK_EXTENSION values (KERNEL-SPEC §1.3 "Values live on 6.18"). */
 export const LIVE_CAPS: Readonly<Record<number, number>> = { 201: 4096, 231: 1, 232: 1, 233: 0, 234: 1, 235: 1, 236: 0, 244: 3 };

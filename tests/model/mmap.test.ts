@@ -4,7 +4,6 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { HostFault } from '../../src/api.js';
 import { MPOL, PROT_READ, PROT_WRITE } from '../../src/uapi/constants.js';
 import { expectErrno, expectOk, fill, GMEM_INIT_SHARED, GMEM_MMAP, KEEP_PUNCH, PS, setup } from './helpers.js';
 
@@ -15,17 +14,6 @@ const SHARED_FLAGS = GMEM_MMAP | GMEM_INIT_SHARED;
 function gmem(kernel = '6.18', flags = SHARED_FLAGS, size = T) {
   const s = setup(kernel);
   return { ...s, g: s.vm.createGuestMemfd({ size, flags }) };
-}
-
-/** The HostFault a host access raises. */
-function _hostFault(fn: () => unknown): HostFault {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof HostFault) return e;
-    throw e;
-  }
-  assert.fail('expected a HostFault');
 }
 
 test("D8: after 6.18 (next) mbind/get_mempolicy go to the file's shared policy (GM-13 test_mbind)", () => {

@@ -7,11 +7,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { after, before, type TestContext, test } from 'node:test';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DESIGN_NAMES } from '../../src/designs/index.js';
 import { startUiServer, type UiServer } from '../../src/ui/server.js';
+import { kvmGate } from '../support/kvm-gate.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const WEB = `${root}dist/web`;
@@ -246,7 +247,8 @@ browserTest('a kvm trace loads and replays beside the model, differences marked'
 // MAP_PRIVATE mapping), replayed beside the model. The kernel and the model agree on it, fd numbers
 // aside (the known divergence both the tester and the page mask), so nothing may be marked.
 const KVM_TRACE_SCENARIO = 'regressions/shared-fault-map-private-cow.json';
-const noKvm = existsSync('/dev/kvm') ? undefined : 'no /dev/kvm on this host';
+const gate = kvmGate();
+const noKvm = gate.ok ? undefined : gate.reason;
 browserTest(`a trace recorded on this host's /dev/kvm (${KVM_TRACE_SCENARIO}) replays beside the model with no difference`, async (t) => {
   if (noKvm) {
     if (process.env.GUESTMEM_REQUIRE_KVM === '1') assert.fail(`GUESTMEM_REQUIRE_KVM=1 but ${noKvm}`);
@@ -258,6 +260,11 @@ browserTest(`a trace recorded on this host's /dev/kvm (${KVM_TRACE_SCENARIO}) re
     encoding: 'utf8',
   });
   assert.equal(r.status, 0, `guestmem run --backend kvm: ${r.stdout}${r.stderr}`);
+  // the kernel ran the scenario (not a skip, not an empty trace)
+  const recorded = JSON.parse(readFileSync(out, 'utf8')) as { status: string; backend: string; steps: unknown[] }[];
+  assert.equal(recorded[0]?.backend, 'kvm');
+  assert.equal(recorded[0]?.status, 'passed');
+  assert.ok((recorded[0]?.steps.length ?? 0) >= 10, `steps recorded: ${recorded[0]?.steps.length}`);
   await page.selectOption('#builtin', KVM_TRACE_SCENARIO);
   await page.setInputFiles('#trace-file', out);
   await waitFor("document.querySelector('#trace-info')?.textContent?.includes('kvm trace')");

@@ -10,6 +10,7 @@
 import { HostFault, type HostMapping } from '../../api.js';
 import { fail } from '../../model/fail.js';
 import { HostMm, ModelMapping } from '../../model/host.js';
+import { ScenarioError } from '../../scenario/values.js';
 import { PAGE_SIZE, PAGE_SIZE_N } from '../../uapi/constants.js';
 
 /** Pins per page: folio_maybe_dma_pinned() is `PINS.get(page) > 0`. */
@@ -65,14 +66,16 @@ class PinnedPages implements HostMapping {
     }
   }
 
+  // A device's view of pinned pages is no VMA: these calls have no kernel answer for it, so asking
+  // is a bad step (a ScenarioError), never an errno a scenario could expect.
   madvise(): void {
-    fail('madvise', 'EINVAL', 'pinned pages are not a mapping');
+    throw new ScenarioError("madvise: a pin is a device's view of pages, not a mapping");
   }
   mbind(): void {
-    fail('mbind', 'EFAULT', 'pinned pages are not a mapping');
+    throw new ScenarioError("mbind: a pin is a device's view of pages, not a mapping");
   }
   getMempolicy(): { mode: number; nodemask: bigint } {
-    return fail('get_mempolicy', 'EFAULT', 'pinned pages are not a mapping');
+    throw new ScenarioError("get_mempolicy: a pin is a device's view of pages, not a mapping");
   }
   pageNodes(_offset: bigint, count: number): number[] {
     return Array.from({ length: count }, () => -14);
@@ -95,8 +98,10 @@ class PinnedPages implements HostMapping {
  */
 export function pinUserPages(mm: HostMm, map: HostMapping, offset: bigint, length: bigint): HostMapping {
   const op = 'pin_user_pages';
-  if (!(map instanceof ModelMapping) || !mm.mappings.includes(map)) fail(op, 'EFAULT', 'no VMA of this process at that address');
-  if (offset < 0n || offset % PAGE_SIZE_N !== 0n || length <= 0n || offset + length > map.span) fail(op, 'EFAULT', 'range not inside the VMA');
+  // __get_user_pages: find_vma finds no VMA at the address, or the range runs past it: -EFAULT
+  if (!(map instanceof ModelMapping) || !mm.mappings.includes(map)) fail(op, 'EFAULT', '__get_user_pages: no VMA of this process at that address');
+  if (offset < 0n || offset % PAGE_SIZE_N !== 0n || length <= 0n || offset + length > map.span)
+    fail(op, 'EFAULT', '__get_user_pages: range not inside the VMA');
   if (vmaHasNoDirectMap(map)) fail(op, 'EFAULT', 'check_vma_flags: vma_has_no_direct_map() (AS_NO_DIRECT_MAP): GUP refuses memory outside the direct map');
   const first = Number(offset / PAGE_SIZE_N);
   const n = Number((length + PAGE_SIZE_N - 1n) / PAGE_SIZE_N);
@@ -118,8 +123,10 @@ export function pinUserPages(mm: HostMm, map: HostMapping, offset: bigint, lengt
  */
 export function forkMapping(mm: HostMm, map: HostMapping): HostMapping {
   const op = 'fork';
-  if (!(map instanceof ModelMapping) || !mm.mappings.includes(map) || !map.isMapped) fail(op, 'EINVAL', 'the parent has no such mapping');
-  if (!map.backing || !map.shared) fail(op, 'EINVAL', 'the model forks MAP_SHARED file mappings only');
+  // fork(2) does not fail for a mapping: these are the model's limits, so a bad step, not an errno
+  if (!(map instanceof ModelMapping) || !mm.mappings.includes(map) || !map.isMapped) throw new ScenarioError(`${op}: the parent has no such mapping`);
+  if (!map.backing || !map.shared)
+    throw new ScenarioError(`${op}: the model forks MAP_SHARED file mappings only (copy-on-write of anonymous or private pages is not modelled)`);
   const child = new HostMm(mm.numaNodes);
   mm.forks.add(child);
   return child.map(map.length, map.prot, map.backing, map.pgoff, true);

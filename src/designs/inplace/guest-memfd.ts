@@ -82,7 +82,8 @@ export class InplaceInode extends GmemInode {
    * private); kvm_gmem_free_folio restores the direct map of every folio that leaves (v12 p10).
    */
   override truncate(start: number, end: number): void {
-    for (const i of [...this.zapped]) if (i >= start && i < end) this.zapped.delete(i);
+    // deleting the entry being visited is safe in a Set's iteration
+    for (const i of this.zapped) if (i >= start && i < end) this.zapped.delete(i);
     super.truncate(start, end);
   }
 }
@@ -170,7 +171,8 @@ export class InplaceFile extends GmemFile {
       if (busy !== undefined)
         return { errno: 'EAGAIN', index: Math.max(start, busy), reason: `kvm_gmem_is_safe_for_conversion: folio at index ${busy} is pinned` };
     }
-    const begun = [...inode.files].filter((f) => f.invalidateBegin(start, end));
+    const begun: GmemFile[] = [];
+    for (const f of inode.files) if (f.invalidateBegin(start, end)) begun.push(f);
     // to-shared: kvm_arch_gmem_make_shared for allocated folios (no hook for software-protected VMs)
     inode.attributes.set(start, end, attrs);
     for (const f of begun) f.invalidateEnd();
@@ -184,7 +186,17 @@ export class InplaceFile extends GmemFile {
    * model does not hold).
    */
   private firstBusyFolio(start: number, end: number): number | undefined {
-    const present = [...this.inode.pages.keys()].filter((i) => i >= start && i < end).sort((x, y) => x - y);
-    return present.find((i) => isDmaPinned(this.inode.pages.get(i) as Uint8Array));
+    const pages = this.inode.pages;
+    // the lowest pinned index in range: by index where the range is the smaller, else one pass
+    if (end - start <= pages.size) {
+      for (let i = start; i < end; i++) {
+        const p = pages.get(i);
+        if (p && isDmaPinned(p)) return i;
+      }
+      return undefined;
+    }
+    let first: number | undefined;
+    for (const [i, p] of pages) if (i >= start && i < end && (first === undefined || i < first) && isDmaPinned(p)) first = i;
+    return first;
   }
 }

@@ -188,11 +188,14 @@ export class InplaceKvm extends GuestMemfdKvm {
   }
 
   /**
-   * The ioctl on any fd: a guest_memfd answers it (kvm_gmem_ioctl); a VM fd has no such case
-   * (kvm_arch_vm_ioctl default: ENOTTY, inferred); any other file: ENOTTY.
+   * The ioctl on any fd: a guest_memfd answers it (kvm_gmem_ioctl); /dev/kvm and a vCPU fall to
+   * kvm_arch_dev_ioctl / kvm_arch_vcpu_ioctl, whose x86 default is EINVAL; a VM fd has no such case
+   * (kvm_arch_vm_ioctl default: ENOTTY, inferred); any other file has no ioctl: ENOTTY.
    */
   setMemoryAttributes2(fd: number, a: MemoryAttributes2): void {
     const f = this.proc.fdt.get(fd, 'KVM_SET_MEMORY_ATTRIBUTES2');
+    if (f.kind === 'kvm' || f.kind === 'kvm-vcpu')
+      fail('KVM_SET_MEMORY_ATTRIBUTES2', 'EINVAL', `fd ${fd} is ${f.kind}: kvm_arch_${f.kind === 'kvm' ? 'dev' : 'vcpu'}_ioctl default`);
     if (!(f instanceof InplaceFile)) fail('KVM_SET_MEMORY_ATTRIBUTES2', 'ENOTTY', `fd ${fd} is a ${f.kind}, not a guest_memfd`);
     f.setAttributes(a);
   }

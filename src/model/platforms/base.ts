@@ -20,27 +20,20 @@
  */
 import type { GuestOp, MemoryEncryptCommand, MemoryEncryptResult, VcpuExit } from '../../api.js';
 import { KvmError } from '../../api.js';
-import { PAGE_SIZE_N, type VmType } from '../../uapi/constants.js';
+import { PAGE_SIZE_N } from '../../uapi/constants.js';
 import type { ErrnoName } from '../../uapi/errno.js';
-import type { MemAttributes } from '../attributes.js';
-import type { FaultContext, FaultOutcome } from '../fault.js';
-import type { HostMm, PhysicalPageOwner } from '../host.js';
-import type { Memslots, PrivateFile } from '../memslots.js';
-import type { Mmu, Spte } from '../mmu.js';
-import type { KernelProfile, Platform } from '../profiles.js';
+import type { FaultContext, FaultOutcome, FaultVm } from '../fault.js';
+import type { PhysicalPageOwner } from '../host.js';
+import type { PrivateFile } from '../memslots.js';
+import type { Spte } from '../mmu.js';
+import type { Platform } from '../profiles.js';
 
 /**
  * struct kvm as the platform code reads it. The platform state hangs off struct kvm (kvm->arch:
  * kvm_sev_info, kvm_tdx), so it names what it needs here rather than importing vm.ts, which
  * creates it.
  */
-export interface CocoVm {
-  readonly type: VmType;
-  readonly profile: KernelProfile;
-  readonly mm: HostMm;
-  readonly mmu: Mmu;
-  readonly memslots: Memslots;
-  readonly attributes: MemAttributes;
+export interface CocoVm extends Omit<FaultVm, 'platform'> {
   readonly vcpuIds: ReadonlySet<number>;
   readonly platform: CocoPlatform | undefined;
   /** the guest page-fault path (fault.ts), as a private access of PVALIDATE or TDG.MEM.PAGE.ACCEPT takes it */

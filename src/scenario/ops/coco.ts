@@ -125,6 +125,9 @@ export const memoryEncryptOp = defineOp('memory_encrypt_op', {
   requires: ['vm_type:snp', 'vm_type:tdx'],
   run(ctx, s) {
     const cmd = encryptCommand(ctx, s);
+    // a backend without the call is a bad step: found out on the VM, before a vCPU is created for it
+    const vm: { memoryEncryptOp?: unknown } = ctx.vm(s.vm);
+    if (!vm.memoryEncryptOp) throw new ScenarioError(`${s.op}: this backend has no KVM_MEMORY_ENCRYPT_OP`);
     const target: { memoryEncryptOp?: (c: MemoryEncryptCommand) => MemoryEncryptResult } = s.vcpu === undefined ? ctx.vm(s.vm) : ctx.vcpu(ctx.vm(s.vm), s.vcpu);
     if (!target.memoryEncryptOp) throw new ScenarioError(`${s.op}: this backend has no KVM_MEMORY_ENCRYPT_OP`);
     return target.memoryEncryptOp(cmd);

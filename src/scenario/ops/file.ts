@@ -30,6 +30,7 @@ export const mmap = defineOp('mmap', {
   doc: '`fd`, `offset`, `length`, `prot` (`["read","write","exec"]`), `flags` (`["shared"]`/`["private"]`), `as` (without it the mapping is unmapped at once)',
   makes: 'map',
   run(ctx, s) {
+    ctx.free(s.as);
     const m = ctx.kvm.files.mmap(ctx.fd(s.fd), s64(s.offset ?? 0), u64(s.length), prot(s.prot ?? ['read', 'write']), mapFlags(s.flags ?? ['shared']));
     if (s.as) ctx.name(s.as, { kind: 'map', map: m });
     else m.unmap();
@@ -44,6 +45,7 @@ export const memfdCreate = defineOp('memfd_create', {
   doc: '`name`, `as` (a plain memfd: the "not a guest_memfd" file); `flags` (`["inaccessible", ...]`) only in the v7 design',
   makes: 'fd',
   run(ctx, s) {
+    ctx.free(s.as);
     const fd =
       s.flags === undefined
         ? ctx.kvm.files.memfdCreate(s.name ?? s.as)
@@ -138,6 +140,7 @@ export const dup = defineOp('dup', {
   doc: '`fd`, `as`',
   makes: 'fd',
   run(ctx, s) {
+    ctx.free(s.as);
     const fd = ctx.kvm.files.dup(ctx.fd(s.fd));
     if (s.as) ctx.name(s.as, { kind: 'fd', fd });
     return { fd };

@@ -51,6 +51,7 @@ export const pinUserPages = defineOp('pin_user_pages', {
   makes: 'map',
   requires: ['design'],
   run(ctx, s) {
+    ctx.free(s.as);
     const pin = designKvm(ctx, 'pinUserPages', s.op).pinUserPages(ctx.map(s.map), u64(s.offset ?? 0), u64(s.length));
     ctx.name(s.as, { kind: 'map', map: pin });
     return 0;
@@ -65,6 +66,7 @@ export const fork = defineOp('fork', {
   makes: 'map',
   requires: ['design'],
   run(ctx, s) {
+    ctx.free(s.as);
     const child = designKvm(ctx, 'fork', s.op).fork(ctx.map(s.map));
     ctx.name(s.as, { kind: 'map', map: child });
     return 0;

@@ -14,6 +14,7 @@ export const createVm = defineOp('create_vm', {
   doc: '`type` (`"sw_protected"`, `"snp"`, ... or a number), `as`',
   makes: 'vm',
   run(ctx, s) {
+    ctx.free(s.as);
     const type = s.type === undefined ? 'default' : typeof s.type === 'string' && s.type in VM_TYPE ? (s.type as VmType) : Number(int(s.type));
     const vm = ctx.kvm.createVm(type);
     ctx.name(s.as, { kind: 'vm', vm });

@@ -41,19 +41,21 @@ export const run = defineOp('run', {
   mirrors: '`KVM_RUN`',
   doc: '`vcpu` (an id; created on first use), `program` (loads it; without it, resumes), `hypercall_ret`',
   run(ctx, s) {
-    const vcpu = ctx.vcpu(ctx.vm(s.vm), s.vcpu);
-    if (s.program) {
-      const p = program(s.program);
-      for (const op of p) {
-        if ((op.op === 'read' || op.op === 'write' || op.op === 'map_gpa_range') && op.gpa >= CODE_GPA && op.gpa < CODE_GPA + CODE_SIZE) {
-          throw new ScenarioError('program: GPA 0xffe00000-0xfff00000 is reserved for the guest code');
-        }
+    // the step is checked whole before KVM_CREATE_VCPU, so a bad one leaves no vCPU behind
+    const vm = ctx.vm(s.vm);
+    const p = s.program && program(s.program);
+    for (const op of p ?? []) {
+      if ((op.op === 'read' || op.op === 'write' || op.op === 'map_gpa_range') && op.gpa >= CODE_GPA && op.gpa < CODE_GPA + CODE_SIZE) {
+        throw new ScenarioError('program: GPA 0xffe00000-0xfff00000 is reserved for the guest code');
       }
+    }
+    const made = ctx.existingVcpu(vm, s.vcpu);
+    // a scenario problem, not a kernel answer: there is nothing to resume (a shrunk sequence can lose the loading step)
+    if (!p && !(made && ctx.loaded.has(made))) throw new ScenarioError(`run: vCPU ${s.vcpu} has no program yet: the first run of a vCPU gives "program"`);
+    const vcpu = made ?? ctx.vcpu(vm, s.vcpu);
+    if (p) {
       vcpu.load(p);
       ctx.loaded.add(vcpu);
-    } else if (!ctx.loaded.has(vcpu)) {
-      // a scenario problem, not a kernel answer: there is nothing to resume (a shrunk sequence can lose the loading step)
-      throw new ScenarioError(`run: vCPU ${s.vcpu} has no program yet: the first run of a vCPU gives "program"`);
     }
     return vcpu.run(s.hypercall_ret === undefined ? {} : { hypercallRet: u64(s.hypercall_ret) });
   },

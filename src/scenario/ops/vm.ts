@@ -11,6 +11,7 @@ export const createGuestMemfd = defineOp('create_guest_memfd', {
   makes: 'fd',
   requires: ['guest_memfd'],
   run(ctx, s) {
+    ctx.free(s.as);
     const g = ctx.vm(s.vm).createGuestMemfd({ size: u64(s.size), flags: gmemFlags(s.flags), reserved: (s.reserved ?? []).map(u64) });
     if (s.as) ctx.name(s.as, { kind: 'fd', fd: g.fd, close: () => g.close() });
     return { fd: g.fd };
@@ -77,6 +78,7 @@ export const mmapAnonymous = defineOp('mmap_anonymous', {
   doc: '`length`, `as` (host memory for shared slots)',
   makes: 'map',
   run(ctx, s) {
+    ctx.free(s.as);
     ctx.name(s.as, { kind: 'map', map: ctx.vm(s.vm).mmapAnonymous(u64(s.length)) });
     return 0;
   },
